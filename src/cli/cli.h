@@ -1,0 +1,45 @@
+/* cli: what the command files share: the command entry points, exit codes,
+ * and helpers for options common to many commands.
+ *
+ * Exit status: 0 success, 1 failure, 2 wrong usage. Errors go to stderr, one
+ * line each, starting with "tidings: " and saying what to do. */
+#ifndef TD_CLI_CLI_H
+#define TD_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "util/err.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct store;
+
+/* One entry per command; argv[0] is the command name. */
+int cmd_init(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_subscriber(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_team(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* cli_error prints "tidings: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cli_usage_error prints the message and a pointer to --help; returns
+ * EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* cli_db_path returns the database location: the --db option if given, else
+ * $TIDINGS_DB, else "./tidings.db". Borrowed; valid for the process. */
+const char *cli_db_path(const char *opt);
+
+/* cli_open_store opens (and migrates) the database; on failure prints the
+ * reason and returns NULL. */
+struct store *cli_open_store(const char *db_opt);
+
+/* cli_is_tty is true when fd is a terminal (progress bars only then). */
+bool cli_is_tty(int fd);
+
+#endif

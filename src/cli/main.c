@@ -1,0 +1,46 @@
+/* main: the tidings command line: dispatches to one function per command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"init", cmd_init, "create or migrate the database; create the first admin"},
+    {"import", cmd_import, "import subscribers from a CSV file into a list"},
+    {"export", cmd_export, "write a list's subscribers as CSV"},
+    {"subscriber", cmd_subscriber, "add, get, update or delete one subscriber"},
+    {"list", cmd_list, "create, list or delete mailing lists"},
+    {"team", cmd_team, "add or list teams"},
+    {"user", cmd_user, "add or list users"},
+    {"demo", cmd_demo, "create a demo database and print a summary"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tidings COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'tidings COMMAND --help' for a command's options.\n"
+               "The database is --db PATH, else $TIDINGS_DB, else ./tidings.db.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "tidings: unknown command '%s'; run 'tidings --help' for the list\n", argv[1]);
+    return EXIT_USAGE;
+}

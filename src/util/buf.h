@@ -1,0 +1,40 @@
+/* buf: a growable byte buffer with a hard cap, always NUL-terminated.
+ *
+ * A buffer filled from the network or a file is given a cap at init; an
+ * append that would pass it fails with TD_ETOOBIG and leaves the buffer as it
+ * was. The struct is public (a value type, like Postfix's VSTRING) so it can
+ * live on the stack; use the functions, not the fields, to change it. */
+#ifndef TD_UTIL_BUF_H
+#define TD_UTIL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct buf {
+    char *data;   /* NUL-terminated contents (never NULL after buf_init) */
+    size_t len;   /* bytes used, not counting the NUL */
+    size_t alloc; /* bytes allocated */
+    size_t max;   /* cap on len */
+} buf;
+
+#define BUF_NOCAP ((size_t)-1 / 2)
+
+/* buf_init prepares b with a cap of max bytes (BUF_NOCAP for none). */
+void buf_init(buf *b, size_t max);
+/* buf_free releases b's memory; b can be re-initialised. */
+void buf_free(buf *b);
+/* buf_reset empties b, keeping its memory. */
+void buf_reset(buf *b);
+/* buf_append adds n bytes; TD_ETOOBIG past the cap (b unchanged). */
+int buf_append(buf *b, const void *p, size_t n);
+int buf_puts(buf *b, const char *s);
+int buf_putc(buf *b, char c);
+int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(buf *b, const char *fmt, va_list ap);
+/* buf_truncate shortens b to len bytes (no-op when already shorter). */
+void buf_truncate(buf *b, size_t len);
+/* buf_steal returns the contents as a malloc'd string the caller frees and
+ * leaves b empty (still usable). */
+char *buf_steal(buf *b);
+
+#endif
