@@ -42,4 +42,28 @@ struct store *cli_open_store(const char *db_opt);
 /* cli_is_tty is true when fd is a terminal (progress bars only then). */
 bool cli_is_tty(int fd);
 
+/* cli_actor names the person at the terminal for the audit log
+ * ("cli:USER"). Borrowed; valid for the process. */
+const char *cli_actor(void);
+
+/* cli_audit writes one audit-log row for a change made from the command
+ * line; a failure is reported but does not undo the change. */
+void cli_audit(struct store *s, const char *action, const char *object_type, long long object_id,
+               const char *detail);
+
+/* cli_team_id resolves a team name to its id (0 for NULL); prints the error
+ * and returns -1 when there is no such team. */
+long long cli_team_id(struct store *s, const char *name);
+
+/* cli_user_id resolves a user's email to its id (0 for NULL); prints the
+ * error and returns -1 when there is no such user. */
+long long cli_user_id(struct store *s, const char *email);
+
+/* cli_read_secret_file reads the first line of path ("-" for stdin) without
+ * its line ending; NULL with a printed error when it cannot. Caller frees. */
+char *cli_read_secret_file(const char *path);
+
+/* cli_json_str prints s to f as a JSON string (with quotes). */
+void cli_json_str(FILE *f, const char *s);
+
 #endif

@@ -1,0 +1,94 @@
+/* model: record helpers and the enumerated values of the data model. */
+#include "store/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void team_rec_clear(team_rec *t)
+{
+    free(t->name);
+    free(t->model);
+    memset(t, 0, sizeof *t);
+}
+
+void user_rec_clear(user_rec *u)
+{
+    free(u->email);
+    free(u->name);
+    free(u->role);
+    free(u->password_hash);
+    memset(u, 0, sizeof *u);
+}
+
+void sub_rec_clear(sub_rec *s)
+{
+    free(s->email);
+    free(s->name);
+    free(s->attribs);
+    free(s->status);
+    free(s->timezone);
+    free(s->locale);
+    memset(s, 0, sizeof *s);
+}
+
+void list_rec_clear(list_rec *l)
+{
+    free(l->name);
+    free(l->optin);
+    free(l->visibility);
+    memset(l, 0, sizeof *l);
+}
+
+void member_rec_clear(member_rec *m)
+{
+    sub_rec_clear(&m->sub);
+    free(m->status);
+    memset(m, 0, sizeof *m);
+}
+
+static bool one_of(const char *s, const char *const *set)
+{
+    if (!s)
+        return false;
+    for (; *set; set++)
+        if (strcmp(s, *set) == 0)
+            return true;
+    return false;
+}
+
+bool model_team_model_ok(const char *s)
+{
+    static const char *const v[] = {"central", "catalyst", "local", NULL};
+    return one_of(s, v);
+}
+
+bool model_role_ok(const char *s)
+{
+    static const char *const v[] = {"admin",  "director", "designer", "operator",
+                                    "seller", "responder", NULL};
+    return one_of(s, v);
+}
+
+bool model_sub_status_ok(const char *s)
+{
+    static const char *const v[] = {"enabled", "blocklisted", NULL};
+    return one_of(s, v);
+}
+
+bool model_member_status_ok(const char *s)
+{
+    static const char *const v[] = {"unconfirmed", "confirmed", "unsubscribed", NULL};
+    return one_of(s, v);
+}
+
+bool model_optin_ok(const char *s)
+{
+    static const char *const v[] = {"single", "double", NULL};
+    return one_of(s, v);
+}
+
+bool model_visibility_ok(const char *s)
+{
+    static const char *const v[] = {"public", "private", NULL};
+    return one_of(s, v);
+}

@@ -1,0 +1,101 @@
+/* model: the records that cross the storage interface (design.md's data model).
+ *
+ * Strings in these structs are owned by the struct when it was filled by the
+ * store (free with the matching *_clear function) and borrowed when the
+ * caller fills one to pass in. Ids are 64-bit; 0 means "none". Times are Unix
+ * seconds (UTC). */
+#ifndef TD_STORE_MODEL_H
+#define TD_STORE_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct team_rec {
+    int64_t id;
+    char *name;
+    char *model;     /* central | catalyst | local */
+    int64_t parent_id;
+    int64_t created_at;
+} team_rec;
+
+typedef struct user_rec {
+    int64_t id;
+    char *email;
+    char *name;
+    char *role;      /* admin | director | designer | operator | seller | responder */
+    int64_t team_id;
+    char *password_hash; /* argon2id string, or NULL for none */
+    int64_t created_at;
+} user_rec;
+
+typedef struct sub_rec {
+    int64_t id;
+    char *email;     /* normalised (see mime/addr.h) */
+    char *name;
+    char *attribs;   /* a JSON object, compact with sorted keys */
+    char *status;    /* enabled | blocklisted */
+    int64_t owner_id;
+    int64_t team_id;
+    char *timezone;  /* IANA zone name or NULL */
+    char *locale;    /* BCP 47 tag or NULL */
+    int64_t created_at;
+    int64_t updated_at;
+} sub_rec;
+
+typedef struct list_rec {
+    int64_t id;
+    char *name;
+    int64_t team_id;
+    int64_t owner_id;
+    char *optin;      /* single | double */
+    char *visibility; /* public | private */
+    int64_t created_at;
+    /* filled by list_each only: member counts by status */
+    int64_t n_confirmed, n_unconfirmed, n_unsubscribed;
+} list_rec;
+
+/* A subscriber's membership of one list, as export reads it. */
+typedef struct member_rec {
+    sub_rec sub;
+    char *status;     /* unconfirmed | confirmed | unsubscribed */
+    int64_t created_at, confirmed_at, unsubscribed_at;
+} member_rec;
+
+typedef struct audit_rec {
+    int64_t actor_id;    /* user id or 0 */
+    const char *actor;   /* who, for people: "cli:root", a user's email */
+    const char *action;  /* e.g. "subscriber.add" */
+    const char *object_type;
+    int64_t object_id;
+    const char *detail;  /* short JSON or text; no secrets */
+} audit_rec;
+
+typedef struct store_counts {
+    int64_t teams, users, lists, subscribers, memberships, suppressions, audit;
+} store_counts;
+
+/* How an upsert treats a subscriber that exists already. */
+typedef enum {
+    SUB_MODE_SUBSCRIBE, /* keep the existing record as it is */
+    SUB_MODE_UPSERT,    /* overwrite name and attributes */
+    SUB_MODE_BLOCKLIST, /* set status blocklisted */
+} sub_mode;
+
+/* What an upsert did. */
+typedef enum { SUB_UNCHANGED, SUB_CREATED, SUB_UPDATED } sub_outcome;
+
+void team_rec_clear(team_rec *t);
+void user_rec_clear(user_rec *u);
+void sub_rec_clear(sub_rec *s);
+void list_rec_clear(list_rec *l);
+void member_rec_clear(member_rec *m);
+
+/* Validity checks for the enumerated columns. */
+bool model_team_model_ok(const char *s);
+bool model_role_ok(const char *s);
+bool model_sub_status_ok(const char *s);
+bool model_member_status_ok(const char *s);
+bool model_optin_ok(const char *s);
+bool model_visibility_ok(const char *s);
+
+#endif

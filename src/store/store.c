@@ -1,0 +1,66 @@
+/* store: picks a backend by location and dispatches (see store.h). */
+#include "store/store.h"
+
+#include <string.h>
+
+#include "store/store_sqlite.h"
+
+int store_open_at_version(const char *location, int max_version, store **out, td_error *e)
+{
+    *out = NULL;
+    if (!location || !*location)
+        return td_err_set(e, TD_EINVAL, "no database location given");
+    if (!strncmp(location, "postgres://", 11) || !strncmp(location, "postgresql://", 13))
+        return td_err_set(e, TD_EINVAL,
+                          "PostgreSQL is not available in this build; use a SQLite file path");
+    return store_sqlite_open(location, max_version, out, e);
+}
+
+int store_open(const char *location, store **out, td_error *e)
+{
+    return store_open_at_version(location, store_latest_version(), out, e);
+}
+
+void store_close(store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+int store_latest_version(void)
+{
+    return store_sqlite_latest_version();
+}
+
+/* The dispatchers: one line each, so callers never see the table. */
+int store_schema_version(store *s, int *v, td_error *e) { return s->ops->schema_version(s, v, e); }
+int store_begin(store *s, td_error *e) { return s->ops->begin(s, e); }
+int store_commit(store *s, td_error *e) { return s->ops->commit(s, e); }
+void store_rollback(store *s) { s->ops->rollback(s); }
+int store_setting_get(store *s, const char *k, char **v, td_error *e) { return s->ops->setting_get(s, k, v, e); }
+int store_setting_set(store *s, const char *k, const char *v, td_error *e) { return s->ops->setting_set(s, k, v, e); }
+int store_team_add(store *s, const team_rec *t, int64_t *id, td_error *e) { return s->ops->team_add(s, t, id, e); }
+int store_team_find(store *s, const char *n, team_rec *o, td_error *e) { return s->ops->team_find(s, n, o, e); }
+int store_team_get(store *s, int64_t id, team_rec *o, td_error *e) { return s->ops->team_get(s, id, o, e); }
+int store_team_each(store *s, team_cb cb, void *ud, td_error *e) { return s->ops->team_each(s, cb, ud, e); }
+int store_user_add(store *s, const user_rec *u, int64_t *id, td_error *e) { return s->ops->user_add(s, u, id, e); }
+int store_user_find(store *s, const char *m, user_rec *o, td_error *e) { return s->ops->user_find(s, m, o, e); }
+int store_user_get(store *s, int64_t id, user_rec *o, td_error *e) { return s->ops->user_get(s, id, o, e); }
+int store_user_each(store *s, user_cb cb, void *ud, td_error *e) { return s->ops->user_each(s, cb, ud, e); }
+int store_list_add(store *s, const list_rec *l, int64_t *id, td_error *e) { return s->ops->list_add(s, l, id, e); }
+int store_list_find(store *s, const char *n, list_rec *o, td_error *e) { return s->ops->list_find(s, n, o, e); }
+int store_list_each(store *s, list_cb cb, void *ud, td_error *e) { return s->ops->list_each(s, cb, ud, e); }
+int store_list_delete(store *s, int64_t id, td_error *e) { return s->ops->list_delete(s, id, e); }
+int store_sub_add(store *s, const sub_rec *r, int64_t *id, td_error *e) { return s->ops->sub_add(s, r, id, e); }
+int store_sub_upsert(store *s, const sub_rec *r, sub_mode m, int64_t *id, sub_outcome *o, td_error *e) { return s->ops->sub_upsert(s, r, m, id, o, e); }
+int store_sub_find(store *s, const char *m, sub_rec *o, td_error *e) { return s->ops->sub_find(s, m, o, e); }
+int store_sub_get(store *s, int64_t id, sub_rec *o, td_error *e) { return s->ops->sub_get(s, id, o, e); }
+int store_sub_update(store *s, const sub_rec *r, td_error *e) { return s->ops->sub_update(s, r, e); }
+int store_sub_delete(store *s, int64_t id, td_error *e) { return s->ops->sub_delete(s, id, e); }
+int store_member_set(store *s, int64_t l, int64_t sub, const char *st, bool keep, sub_outcome *o, td_error *e) { return s->ops->member_set(s, l, sub, st, keep, o, e); }
+int store_member_each(store *s, int64_t l, member_cb cb, void *ud, td_error *e) { return s->ops->member_each(s, l, cb, ud, e); }
+int store_member_lists(store *s, int64_t sub, membership_cb cb, void *ud, td_error *e) { return s->ops->member_lists(s, sub, cb, ud, e); }
+int store_suppress_add(store *s, const char *a, const char *r, td_error *e) { return s->ops->suppress_add(s, a, r, e); }
+int store_suppress_check(store *s, const char *a, bool *y, td_error *e) { return s->ops->suppress_check(s, a, y, e); }
+int store_audit_add(store *s, const audit_rec *a, td_error *e) { return s->ops->audit_add(s, a, e); }
+int store_counts_get(store *s, store_counts *c, td_error *e) { return s->ops->counts(s, c, e); }

@@ -1,0 +1,134 @@
+/* store: the one storage interface of Tidings.
+ *
+ * A backend is a table of functions (struct store_ops), picked by the form of
+ * the location given to store_open, the way OpenSMTPD picks a queue backend:
+ * a path is SQLite (store_sqlite.c). Callers see only these functions and the
+ * records of store/model.h: no SQL, no backend types. Each backend keeps its
+ * own SQL in named, parameterised queries and its own numbered migrations,
+ * applied at open so an older database upgrades in place.
+ *
+ * Conventions: every function returns 0 or a TD_E* code and fills e (may be
+ * NULL). TD_ENOTFOUND for a missing object, TD_EEXISTS for a uniqueness
+ * conflict, TD_ETEMP when the database is busy (retry), TD_EINVAL when a
+ * reference or value is refused by the schema. Records filled by the store are
+ * the caller's to clear (model.h); records passed to an *_each callback are
+ * borrowed for the duration of the call. A callback returning non-zero stops
+ * the walk and that value is returned. */
+#ifndef TD_STORE_STORE_H
+#define TD_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/model.h"
+#include "util/err.h"
+
+typedef struct store store;
+
+typedef int (*team_cb)(void *ud, const team_rec *t);
+typedef int (*user_cb)(void *ud, const user_rec *u);
+typedef int (*list_cb)(void *ud, const list_rec *l);
+typedef int (*member_cb)(void *ud, const member_rec *m);
+typedef int (*membership_cb)(void *ud, const char *list_name, const char *status);
+
+struct store_ops {
+    const char *name;
+    void (*close)(store *s);
+    int (*schema_version)(store *s, int *version, td_error *e);
+    int (*begin)(store *s, td_error *e);
+    int (*commit)(store *s, td_error *e);
+    void (*rollback)(store *s);
+    int (*setting_get)(store *s, const char *key, char **value, td_error *e);
+    int (*setting_set)(store *s, const char *key, const char *value, td_error *e);
+
+    int (*team_add)(store *s, const team_rec *t, int64_t *id, td_error *e);
+    int (*team_find)(store *s, const char *name, team_rec *out, td_error *e);
+    int (*team_get)(store *s, int64_t id, team_rec *out, td_error *e);
+    int (*team_each)(store *s, team_cb cb, void *ud, td_error *e);
+
+    int (*user_add)(store *s, const user_rec *u, int64_t *id, td_error *e);
+    int (*user_find)(store *s, const char *email, user_rec *out, td_error *e);
+    int (*user_get)(store *s, int64_t id, user_rec *out, td_error *e);
+    int (*user_each)(store *s, user_cb cb, void *ud, td_error *e);
+
+    int (*list_add)(store *s, const list_rec *l, int64_t *id, td_error *e);
+    int (*list_find)(store *s, const char *name, list_rec *out, td_error *e);
+    int (*list_each)(store *s, list_cb cb, void *ud, td_error *e);
+    int (*list_delete)(store *s, int64_t id, td_error *e);
+
+    int (*sub_add)(store *s, const sub_rec *r, int64_t *id, td_error *e);
+    int (*sub_upsert)(store *s, const sub_rec *r, sub_mode mode, int64_t *id,
+                      sub_outcome *outcome, td_error *e);
+    int (*sub_find)(store *s, const char *email, sub_rec *out, td_error *e);
+    int (*sub_get)(store *s, int64_t id, sub_rec *out, td_error *e);
+    int (*sub_update)(store *s, const sub_rec *r, td_error *e);
+    int (*sub_delete)(store *s, int64_t id, td_error *e);
+
+    int (*member_set)(store *s, int64_t list_id, int64_t sub_id, const char *status,
+                      bool keep_existing, sub_outcome *outcome, td_error *e);
+    int (*member_each)(store *s, int64_t list_id, member_cb cb, void *ud, td_error *e);
+    int (*member_lists)(store *s, int64_t sub_id, membership_cb cb, void *ud, td_error *e);
+
+    int (*suppress_add)(store *s, const char *address, const char *reason, td_error *e);
+    int (*suppress_check)(store *s, const char *address, bool *suppressed, td_error *e);
+    int (*audit_add)(store *s, const audit_rec *a, td_error *e);
+    int (*counts)(store *s, store_counts *c, td_error *e);
+};
+
+/* Every backend's handle starts with this. */
+struct store {
+    const struct store_ops *ops;
+};
+
+/* store_open opens the database at location (a file path for SQLite; a
+ * postgres:// URL is refused until that backend exists), creating it if
+ * needed, and applies every pending migration. *out is the caller's, closed
+ * with store_close. */
+int store_open(const char *location, store **out, td_error *e);
+
+/* store_open_at_version is store_open for tests of upgrades: it applies
+ * migrations only up to max_version. */
+int store_open_at_version(const char *location, int max_version, store **out, td_error *e);
+
+/* store_close closes s; NULL is a no-op. */
+void store_close(store *s);
+
+/* store_latest_version is the newest schema version this build knows. */
+int store_latest_version(void);
+
+/* Thin dispatchers, one per operation (see struct store_ops). */
+int store_schema_version(store *s, int *version, td_error *e);
+int store_begin(store *s, td_error *e);
+int store_commit(store *s, td_error *e);
+void store_rollback(store *s);
+int store_setting_get(store *s, const char *key, char **value, td_error *e);
+int store_setting_set(store *s, const char *key, const char *value, td_error *e);
+int store_team_add(store *s, const team_rec *t, int64_t *id, td_error *e);
+int store_team_find(store *s, const char *name, team_rec *out, td_error *e);
+int store_team_get(store *s, int64_t id, team_rec *out, td_error *e);
+int store_team_each(store *s, team_cb cb, void *ud, td_error *e);
+int store_user_add(store *s, const user_rec *u, int64_t *id, td_error *e);
+int store_user_find(store *s, const char *email, user_rec *out, td_error *e);
+int store_user_get(store *s, int64_t id, user_rec *out, td_error *e);
+int store_user_each(store *s, user_cb cb, void *ud, td_error *e);
+int store_list_add(store *s, const list_rec *l, int64_t *id, td_error *e);
+int store_list_find(store *s, const char *name, list_rec *out, td_error *e);
+int store_list_each(store *s, list_cb cb, void *ud, td_error *e);
+int store_list_delete(store *s, int64_t id, td_error *e);
+int store_sub_add(store *s, const sub_rec *r, int64_t *id, td_error *e);
+int store_sub_upsert(store *s, const sub_rec *r, sub_mode mode, int64_t *id,
+                     sub_outcome *outcome, td_error *e);
+int store_sub_find(store *s, const char *email, sub_rec *out, td_error *e);
+int store_sub_get(store *s, int64_t id, sub_rec *out, td_error *e);
+int store_sub_update(store *s, const sub_rec *r, td_error *e);
+int store_sub_delete(store *s, int64_t id, td_error *e);
+int store_member_set(store *s, int64_t list_id, int64_t sub_id, const char *status,
+                     bool keep_existing, sub_outcome *outcome, td_error *e);
+int store_member_each(store *s, int64_t list_id, member_cb cb, void *ud, td_error *e);
+int store_member_lists(store *s, int64_t sub_id, membership_cb cb, void *ud, td_error *e);
+int store_suppress_add(store *s, const char *address, const char *reason, td_error *e);
+int store_suppress_check(store *s, const char *address, bool *suppressed, td_error *e);
+int store_audit_add(store *s, const audit_rec *a, td_error *e);
+int store_counts_get(store *s, store_counts *c, td_error *e);
+
+#endif

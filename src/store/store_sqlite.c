@@ -1,0 +1,1036 @@
+/* store_sqlite: the SQLite backend (see store.h, store_sqlite.h).
+ *
+ * WAL journal, foreign keys on, a busy timeout, and every statement a named
+ * query from the table below, prepared once on first use and kept for the
+ * life of the handle. Parameters are bound by name (:email), never spliced
+ * into SQL text. Migrations are numbered; each runs in its own transaction
+ * and records itself in schema_migrations, so opening an older database
+ * upgrades it in place. SQLite-only tricks (RETURNING, ON CONFLICT clauses,
+ * WITHOUT ROWID) stay in this file. */
+#include "store/store_sqlite.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/xalloc.h"
+
+/* ---- migrations ------------------------------------------------------- */
+
+static const char *const migrations[] = {
+    /* 1: the core of the data model */
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE teams ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  model TEXT NOT NULL CHECK (model IN ('central','catalyst','local')),"
+    "  parent_id INTEGER REFERENCES teams(id) ON DELETE RESTRICT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  email TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  role TEXT NOT NULL CHECK (role IN ('admin','director','designer','operator','seller','responder')),"
+    "  team_id INTEGER REFERENCES teams(id) ON DELETE RESTRICT,"
+    "  password_hash TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE subscribers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  email TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  attribs TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attribs)),"
+    "  status TEXT NOT NULL DEFAULT 'enabled' CHECK (status IN ('enabled','blocklisted')),"
+    "  owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  team_id INTEGER REFERENCES teams(id) ON DELETE SET NULL,"
+    "  timezone TEXT,"
+    "  locale TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX subscribers_owner ON subscribers(owner_id);"
+    "CREATE TABLE lists ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  team_id INTEGER REFERENCES teams(id) ON DELETE RESTRICT,"
+    "  owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  optin TEXT NOT NULL CHECK (optin IN ('single','double')),"
+    "  visibility TEXT NOT NULL CHECK (visibility IN ('public','private')),"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE memberships ("
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,"
+    "  status TEXT NOT NULL CHECK (status IN ('unconfirmed','confirmed','unsubscribed')),"
+    "  created_at INTEGER NOT NULL,"
+    "  confirmed_at INTEGER,"
+    "  unsubscribed_at INTEGER,"
+    "  PRIMARY KEY (list_id, subscriber_id)) WITHOUT ROWID;"
+    "CREATE INDEX memberships_subscriber ON memberships(subscriber_id);",
+
+    /* 2: consent and accountability */
+    "CREATE TABLE suppressions ("
+    "  address TEXT PRIMARY KEY,"
+    "  reason TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE audit_log ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  actor_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  object_type TEXT NOT NULL,"
+    "  object_id INTEGER,"
+    "  detail TEXT);"
+    "CREATE INDEX audit_log_object ON audit_log(object_type, object_id);",
+};
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store_sqlite_latest_version(void)
+{
+    return N_MIGRATIONS;
+}
+
+/* ---- named queries ------------------------------------------------------ */
+
+enum q {
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    Q_SETTING_GET, Q_SETTING_SET,
+    Q_TEAM_ADD, Q_TEAM_FIND, Q_TEAM_GET, Q_TEAM_EACH,
+    Q_USER_ADD, Q_USER_FIND, Q_USER_GET, Q_USER_EACH,
+    Q_LIST_ADD, Q_LIST_FIND, Q_LIST_EACH, Q_LIST_DELETE,
+    Q_SUB_ADD, Q_SUB_INSERT_IGNORE, Q_SUB_UPDATE_DATA, Q_SUB_BLOCKLIST,
+    Q_SUB_FIND, Q_SUB_GET, Q_SUB_UPDATE, Q_SUB_DELETE,
+    Q_MEMBER_INSERT_IGNORE, Q_MEMBER_SET, Q_MEMBER_EACH, Q_MEMBER_LISTS,
+    Q_SUPPRESS_ADD, Q_SUPPRESS_CHECK, Q_AUDIT_ADD, Q_COUNTS,
+    Q_COUNT
+};
+
+#define SUB_COLS "s.id, s.email, s.name, s.attribs, s.status, s.owner_id, s.team_id, " \
+                 "s.timezone, s.locale, s.created_at, s.updated_at"
+
+static const char *const queries[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SETTING_GET] = "SELECT value FROM settings WHERE key = :key",
+    [Q_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (:key, :value) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [Q_TEAM_ADD] = "INSERT INTO teams (name, model, parent_id, created_at) "
+                   "VALUES (:name, :model, :parent_id, :now)",
+    [Q_TEAM_FIND] = "SELECT id, name, model, parent_id, created_at FROM teams WHERE name = :name",
+    [Q_TEAM_GET] = "SELECT id, name, model, parent_id, created_at FROM teams WHERE id = :id",
+    [Q_TEAM_EACH] = "SELECT id, name, model, parent_id, created_at FROM teams ORDER BY id",
+    [Q_USER_ADD] = "INSERT INTO users (email, name, role, team_id, password_hash, created_at) "
+                   "VALUES (:email, :name, :role, :team_id, :password_hash, :now)",
+    [Q_USER_FIND] = "SELECT id, email, name, role, team_id, password_hash, created_at "
+                    "FROM users WHERE email = :email",
+    [Q_USER_GET] = "SELECT id, email, name, role, team_id, password_hash, created_at "
+                   "FROM users WHERE id = :id",
+    [Q_USER_EACH] = "SELECT id, email, name, role, team_id, password_hash, created_at "
+                    "FROM users ORDER BY id",
+    [Q_LIST_ADD] = "INSERT INTO lists (name, team_id, owner_id, optin, visibility, created_at) "
+                   "VALUES (:name, :team_id, :owner_id, :optin, :visibility, :now)",
+    [Q_LIST_FIND] = "SELECT id, name, team_id, owner_id, optin, visibility, created_at "
+                    "FROM lists WHERE name = :name",
+    [Q_LIST_EACH] =
+        "SELECT l.id, l.name, l.team_id, l.owner_id, l.optin, l.visibility, l.created_at,"
+        " (SELECT count(*) FROM memberships m WHERE m.list_id = l.id AND m.status = 'confirmed'),"
+        " (SELECT count(*) FROM memberships m WHERE m.list_id = l.id AND m.status = 'unconfirmed'),"
+        " (SELECT count(*) FROM memberships m WHERE m.list_id = l.id AND m.status = 'unsubscribed')"
+        " FROM lists l ORDER BY l.id",
+    [Q_LIST_DELETE] = "DELETE FROM lists WHERE id = :id",
+    [Q_SUB_ADD] = "INSERT INTO subscribers (email, name, attribs, status, owner_id, team_id,"
+                  " timezone, locale, created_at, updated_at) VALUES (:email, :name, :attribs,"
+                  " :status, :owner_id, :team_id, :timezone, :locale, :now, :now)",
+    [Q_SUB_INSERT_IGNORE] =
+        "INSERT INTO subscribers (email, name, attribs, status, owner_id, team_id,"
+        " timezone, locale, created_at, updated_at) VALUES (:email, :name, :attribs,"
+        " :status, :owner_id, :team_id, :timezone, :locale, :now, :now)"
+        " ON CONFLICT (email) DO NOTHING",
+    /* Only touches the row (and updated_at) when something differs, so a
+     * re-import of the same file changes nothing. */
+    [Q_SUB_UPDATE_DATA] = "UPDATE subscribers SET name = :name, attribs = :attribs, updated_at = :now"
+                          " WHERE email = :email AND (name IS NOT :name OR attribs IS NOT :attribs)"
+                          " RETURNING id",
+    [Q_SUB_BLOCKLIST] = "UPDATE subscribers SET status = 'blocklisted', updated_at = :now"
+                        " WHERE email = :email AND status <> 'blocklisted' RETURNING id",
+    [Q_SUB_FIND] = "SELECT " SUB_COLS " FROM subscribers s WHERE s.email = :email",
+    [Q_SUB_GET] = "SELECT " SUB_COLS " FROM subscribers s WHERE s.id = :id",
+    [Q_SUB_UPDATE] = "UPDATE subscribers SET email = :email, name = :name, attribs = :attribs,"
+                     " status = :status, owner_id = :owner_id, team_id = :team_id,"
+                     " timezone = :timezone, locale = :locale, updated_at = :now WHERE id = :id",
+    [Q_SUB_DELETE] = "DELETE FROM subscribers WHERE id = :id",
+    [Q_MEMBER_INSERT_IGNORE] =
+        "INSERT INTO memberships (list_id, subscriber_id, status, created_at, confirmed_at,"
+        " unsubscribed_at) VALUES (:list_id, :sub_id, :status, :now,"
+        " CASE WHEN :status = 'confirmed' THEN :now END,"
+        " CASE WHEN :status = 'unsubscribed' THEN :now END)"
+        " ON CONFLICT (list_id, subscriber_id) DO NOTHING",
+    [Q_MEMBER_SET] =
+        "INSERT INTO memberships (list_id, subscriber_id, status, created_at, confirmed_at,"
+        " unsubscribed_at) VALUES (:list_id, :sub_id, :status, :now,"
+        " CASE WHEN :status = 'confirmed' THEN :now END,"
+        " CASE WHEN :status = 'unsubscribed' THEN :now END)"
+        " ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = excluded.status,"
+        " confirmed_at = CASE WHEN excluded.status = 'confirmed' THEN :now ELSE confirmed_at END,"
+        " unsubscribed_at = CASE WHEN excluded.status = 'unsubscribed' THEN :now"
+        "   ELSE unsubscribed_at END"
+        " WHERE memberships.status IS NOT excluded.status",
+    [Q_MEMBER_EACH] = "SELECT " SUB_COLS ", m.status, m.created_at, m.confirmed_at,"
+                      " m.unsubscribed_at FROM memberships m"
+                      " JOIN subscribers s ON s.id = m.subscriber_id"
+                      " WHERE m.list_id = :list_id ORDER BY m.subscriber_id",
+    [Q_MEMBER_LISTS] = "SELECT l.name, m.status FROM memberships m JOIN lists l ON l.id = m.list_id"
+                       " WHERE m.subscriber_id = :sub_id ORDER BY l.name",
+    [Q_SUPPRESS_ADD] = "INSERT INTO suppressions (address, reason, created_at)"
+                       " VALUES (:address, :reason, :now)"
+                       " ON CONFLICT (address) DO UPDATE SET reason = excluded.reason",
+    [Q_SUPPRESS_CHECK] = "SELECT 1 FROM suppressions WHERE address = :address",
+    [Q_AUDIT_ADD] = "INSERT INTO audit_log (at, actor_id, actor, action, object_type, object_id,"
+                    " detail) VALUES (:now, :actor_id, :actor, :action, :object_type,"
+                    " :object_id, :detail)",
+    [Q_COUNTS] = "SELECT (SELECT count(*) FROM teams), (SELECT count(*) FROM users),"
+                 " (SELECT count(*) FROM lists), (SELECT count(*) FROM subscribers),"
+                 " (SELECT count(*) FROM memberships), (SELECT count(*) FROM suppressions),"
+                 " (SELECT count(*) FROM audit_log)",
+};
+
+typedef struct sq {
+    store base;
+    sqlite3 *db;
+    sqlite3_stmt *st[Q_COUNT];
+} sq;
+
+static const struct store_ops sqlite_ops;
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* sq_fail maps an SQLite result to a TD_E* code with a message. */
+static int sq_fail(sq *q, int rc, td_error *e, const char *what)
+{
+    int ext = sqlite3_extended_errcode(q->db);
+    const char *msg = sqlite3_errmsg(q->db);
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return td_err_set(e, TD_ETEMP, "%s: the database is busy, try again (%s)", what, msg);
+    case SQLITE_CONSTRAINT:
+        if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return td_err_set(e, TD_EEXISTS, "%s: already exists", what);
+        if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+            return td_err_set(e, TD_EINVAL, "%s: it refers to something that does not exist "
+                                            "or is still in use", what);
+        return td_err_set(e, TD_EINVAL, "%s: a value is not allowed (%s)", what, msg);
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+        return td_err_set(e, TD_EIO, "%s: %s", what, msg);
+    }
+    return td_err_set(e, TD_EDB, "%s: %s", what, msg);
+}
+
+static sqlite3_stmt *stmt(sq *q, enum q id, td_error *e)
+{
+    if (!q->st[id]) {
+        int rc = sqlite3_prepare_v3(q->db, queries[id], -1, SQLITE_PREPARE_PERSISTENT, &q->st[id],
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            sq_fail(q, rc, e, "preparing a query");
+            return NULL;
+        }
+    }
+    return q->st[id];
+}
+
+static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    if (i > 0)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void bind_int(sqlite3_stmt *st, const char *name, int64_t v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    if (i > 0)
+        sqlite3_bind_int64(st, i, v);
+}
+
+/* An id of 0 means "none": stored as NULL. */
+static void bind_id(sqlite3_stmt *st, const char *name, int64_t v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    if (i > 0) {
+        if (v)
+            sqlite3_bind_int64(st, i, v);
+        else
+            sqlite3_bind_null(st, i);
+    }
+}
+
+static void bind_now(sqlite3_stmt *st)
+{
+    bind_int(st, ":now", (int64_t)time(NULL));
+}
+
+static void done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static char *col_str(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+/* step runs a statement that returns no rows; done() is the caller's. */
+static int step_exec(sq *q, sqlite3_stmt *st, td_error *e, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return TD_OK;
+    return sq_fail(q, rc, e, what);
+}
+
+static int exec_sql(sq *q, const char *sql, td_error *e, const char *what)
+{
+    char *err = NULL;
+    if (sqlite3_exec(q->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        int code = td_err_set(e, TD_EDB, "%s: %s", what, err ? err : "failed");
+        sqlite3_free(err);
+        return code;
+    }
+    return TD_OK;
+}
+
+/* ---- open, migrate, close -------------------------------------------------- */
+
+static int sq_schema_version(store *s, int *v, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st;
+    *v = 0;
+    int rc = sqlite3_prepare_v2(q->db,
+                                "SELECT coalesce(max(version), 0) FROM schema_migrations", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(q, rc, e, "reading the schema version");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? TD_OK : sq_fail(q, rc, e, "reading the schema version");
+}
+
+static int migrate(sq *q, int max_version, td_error *e)
+{
+    int rc = exec_sql(q,
+                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                      " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                      e, "creating the migrations table");
+    if (rc)
+        return rc;
+    int v;
+    if ((rc = sq_schema_version(&q->base, &v, e)))
+        return rc;
+    if (v > N_MIGRATIONS)
+        return td_err_set(e, TD_EINVAL,
+                          "the database has schema version %d, newer than this tidings "
+                          "(%d): upgrade tidings",
+                          v, N_MIGRATIONS);
+    for (int i = v; i < max_version && i < N_MIGRATIONS; i++) {
+        if ((rc = exec_sql(q, "BEGIN IMMEDIATE", e, "starting a migration")))
+            return rc;
+        char rec[160];
+        snprintf(rec, sizeof rec,
+                 "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %lld)", i + 1,
+                 (long long)time(NULL));
+        if ((rc = exec_sql(q, migrations[i], e, "applying a migration")) ||
+            (rc = exec_sql(q, rec, e, "recording a migration"))) {
+            exec_sql(q, "ROLLBACK", NULL, "");
+            return td_err_set(e, rc, "migration %d failed: %s", i + 1, e ? e->msg : "");
+        }
+        if ((rc = exec_sql(q, "COMMIT", e, "committing a migration")))
+            return rc;
+    }
+    return TD_OK;
+}
+
+int store_sqlite_open(const char *path, int max_version, store **out, td_error *e)
+{
+    *out = NULL;
+    sq *q = xcalloc(1, sizeof *q);
+    q->base.ops = &sqlite_ops;
+    int rc = sqlite3_open_v2(path, &q->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        td_err_set(e, TD_EIO, "cannot open the database %s: %s", path,
+                   q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        sqlite3_close(q->db);
+        free(q);
+        return TD_EIO;
+    }
+    sqlite3_extended_result_codes(q->db, 1);
+    sqlite3_busy_timeout(q->db, 5000);
+    /* WAL lets readers (tracking, reports) run beside the writer; NORMAL is
+     * durable across process crashes in WAL mode, which is what we need. */
+    rc = exec_sql(q,
+                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                  " PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;"
+                  " PRAGMA temp_store = MEMORY;",
+                  e, "setting up the database");
+    if (!rc)
+        rc = migrate(q, max_version, e);
+    if (rc) {
+        if (e && rc == TD_EDB && strstr(e->msg, "not a database"))
+            td_err_set(e, TD_EINVAL, "%s is not a Tidings database (not SQLite)", path);
+        sqlite3_close(q->db);
+        free(q);
+        return rc;
+    }
+    *out = &q->base;
+    return TD_OK;
+}
+
+static void sq_close(store *s)
+{
+    sq *q = (sq *)s;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(q->st[i]);
+    /* Fold the WAL back so the database is one file at rest. */
+    sqlite3_exec(q->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    sqlite3_close(q->db);
+    free(q);
+}
+
+/* ---- transactions and settings ------------------------------------------------ */
+
+static int run_simple(store *s, enum q id, td_error *e, const char *what)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, id, e);
+    if (!st)
+        return TD_EDB;
+    int rc = step_exec(q, st, e, what);
+    done(st);
+    return rc;
+}
+
+static int sq_begin(store *s, td_error *e) { return run_simple(s, Q_BEGIN, e, "starting a transaction"); }
+static int sq_commit(store *s, td_error *e) { return run_simple(s, Q_COMMIT, e, "committing"); }
+static void sq_rollback(store *s)
+{
+    if (!sqlite3_get_autocommit(((sq *)s)->db))
+        run_simple(s, Q_ROLLBACK, NULL, "rolling back");
+}
+
+static int sq_setting_get(store *s, const char *key, char **value, td_error *e)
+{
+    sq *q = (sq *)s;
+    *value = NULL;
+    sqlite3_stmt *st = stmt(q, Q_SETTING_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":key", key);
+    int rc = sqlite3_step(st);
+    int res = TD_OK;
+    if (rc == SQLITE_ROW)
+        *value = col_str(st, 0);
+    else if (rc == SQLITE_DONE)
+        res = td_err_set(e, TD_ENOTFOUND, "no setting '%s'", key);
+    else
+        res = sq_fail(q, rc, e, "reading a setting");
+    done(st);
+    return res;
+}
+
+static int sq_setting_set(store *s, const char *key, const char *value, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SETTING_SET, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":key", key);
+    bind_text(st, ":value", value);
+    int rc = step_exec(q, st, e, "saving a setting");
+    done(st);
+    return rc;
+}
+
+/* Runs an INSERT and returns the new row id. */
+static int insert_id(sq *q, sqlite3_stmt *st, int64_t *id, td_error *e, const char *what)
+{
+    int rc = step_exec(q, st, e, what);
+    if (!rc && id)
+        *id = sqlite3_last_insert_rowid(q->db);
+    done(st);
+    return rc;
+}
+
+/* Runs a SELECT expected to give at most one row, filling it with fill(). */
+static int select_one(sq *q, sqlite3_stmt *st, void (*fill)(sqlite3_stmt *, void *), void *out,
+                      td_error *e, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int res = TD_OK;
+    if (rc == SQLITE_ROW)
+        fill(st, out);
+    else if (rc == SQLITE_DONE)
+        res = td_err_set(e, TD_ENOTFOUND, "%s: not found", what);
+    else
+        res = sq_fail(q, rc, e, what);
+    done(st);
+    return res;
+}
+
+/* ---- teams ------------------------------------------------------------------- */
+
+static void fill_team(sqlite3_stmt *st, void *p)
+{
+    team_rec *t = p;
+    t->id = sqlite3_column_int64(st, 0);
+    t->name = col_str(st, 1);
+    t->model = col_str(st, 2);
+    t->parent_id = sqlite3_column_int64(st, 3);
+    t->created_at = sqlite3_column_int64(st, 4);
+}
+
+static int sq_team_add(store *s, const team_rec *t, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TEAM_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":name", t->name);
+    bind_text(st, ":model", t->model);
+    bind_id(st, ":parent_id", t->parent_id);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the team");
+}
+
+static int sq_team_find(store *s, const char *name, team_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TEAM_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":name", name);
+    return select_one(q, st, fill_team, out, e, "team");
+}
+
+static int sq_team_get(store *s, int64_t id, team_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TEAM_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return select_one(q, st, fill_team, out, e, "team");
+}
+
+/* Walks every row of st, filling a record with fill() and passing it to cb. */
+static int each_row(sq *q, sqlite3_stmt *st, void (*fill)(sqlite3_stmt *, void *),
+                    void (*clear)(void *), void *rec, int (*cb)(void *, const void *), void *ud,
+                    td_error *e, const char *what)
+{
+    int rc, res = TD_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fill(st, rec);
+        res = cb(ud, rec);
+        clear(rec);
+        if (res)
+            break;
+    }
+    if (!res && rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, what);
+    done(st);
+    return res;
+}
+
+static void clear_team(void *p) { team_rec_clear(p); }
+static void clear_user(void *p) { user_rec_clear(p); }
+static void clear_list(void *p) { list_rec_clear(p); }
+
+static int sq_team_each(store *s, team_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TEAM_EACH, e);
+    if (!st)
+        return TD_EDB;
+    team_rec t = {0};
+    return each_row(q, st, fill_team, clear_team, &t, (int (*)(void *, const void *))cb, ud, e,
+                    "listing teams");
+}
+
+/* ---- users ------------------------------------------------------------------- */
+
+static void fill_user(sqlite3_stmt *st, void *p)
+{
+    user_rec *u = p;
+    u->id = sqlite3_column_int64(st, 0);
+    u->email = col_str(st, 1);
+    u->name = col_str(st, 2);
+    u->role = col_str(st, 3);
+    u->team_id = sqlite3_column_int64(st, 4);
+    u->password_hash = col_str(st, 5);
+    u->created_at = sqlite3_column_int64(st, 6);
+}
+
+static int sq_user_add(store *s, const user_rec *u, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_USER_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":email", u->email);
+    bind_text(st, ":name", u->name ? u->name : "");
+    bind_text(st, ":role", u->role);
+    bind_id(st, ":team_id", u->team_id);
+    bind_text(st, ":password_hash", u->password_hash);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the user");
+}
+
+static int sq_user_find(store *s, const char *email, user_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_USER_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":email", email);
+    return select_one(q, st, fill_user, out, e, "user");
+}
+
+static int sq_user_get(store *s, int64_t id, user_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_USER_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return select_one(q, st, fill_user, out, e, "user");
+}
+
+static int sq_user_each(store *s, user_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_USER_EACH, e);
+    if (!st)
+        return TD_EDB;
+    user_rec u = {0};
+    return each_row(q, st, fill_user, clear_user, &u, (int (*)(void *, const void *))cb, ud, e,
+                    "listing users");
+}
+
+/* ---- lists ------------------------------------------------------------------- */
+
+static void fill_list(sqlite3_stmt *st, void *p)
+{
+    list_rec *l = p;
+    l->id = sqlite3_column_int64(st, 0);
+    l->name = col_str(st, 1);
+    l->team_id = sqlite3_column_int64(st, 2);
+    l->owner_id = sqlite3_column_int64(st, 3);
+    l->optin = col_str(st, 4);
+    l->visibility = col_str(st, 5);
+    l->created_at = sqlite3_column_int64(st, 6);
+    if (sqlite3_column_count(st) > 7) {
+        l->n_confirmed = sqlite3_column_int64(st, 7);
+        l->n_unconfirmed = sqlite3_column_int64(st, 8);
+        l->n_unsubscribed = sqlite3_column_int64(st, 9);
+    }
+}
+
+static int sq_list_add(store *s, const list_rec *l, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LIST_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":name", l->name);
+    bind_id(st, ":team_id", l->team_id);
+    bind_id(st, ":owner_id", l->owner_id);
+    bind_text(st, ":optin", l->optin);
+    bind_text(st, ":visibility", l->visibility);
+    bind_now(st);
+    return insert_id(q, st, id, e, "creating the list");
+}
+
+static int sq_list_find(store *s, const char *name, list_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LIST_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":name", name);
+    return select_one(q, st, fill_list, out, e, "list");
+}
+
+static int sq_list_each(store *s, list_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LIST_EACH, e);
+    if (!st)
+        return TD_EDB;
+    list_rec l = {0};
+    return each_row(q, st, fill_list, clear_list, &l, (int (*)(void *, const void *))cb, ud, e,
+                    "listing lists");
+}
+
+static int delete_by_id(store *s, enum q id_q, int64_t id, td_error *e, const char *what)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, id_q, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    int rc = step_exec(q, st, e, what);
+    if (!rc && sqlite3_changes(q->db) == 0)
+        rc = td_err_set(e, TD_ENOTFOUND, "%s: not found", what);
+    done(st);
+    return rc;
+}
+
+static int sq_list_delete(store *s, int64_t id, td_error *e)
+{
+    return delete_by_id(s, Q_LIST_DELETE, id, e, "deleting the list");
+}
+
+/* ---- subscribers ----------------------------------------------------------------- */
+
+static void fill_sub_at(sqlite3_stmt *st, sub_rec *r, int c)
+{
+    r->id = sqlite3_column_int64(st, c + 0);
+    r->email = col_str(st, c + 1);
+    r->name = col_str(st, c + 2);
+    r->attribs = col_str(st, c + 3);
+    r->status = col_str(st, c + 4);
+    r->owner_id = sqlite3_column_int64(st, c + 5);
+    r->team_id = sqlite3_column_int64(st, c + 6);
+    r->timezone = col_str(st, c + 7);
+    r->locale = col_str(st, c + 8);
+    r->created_at = sqlite3_column_int64(st, c + 9);
+    r->updated_at = sqlite3_column_int64(st, c + 10);
+}
+
+static void fill_sub(sqlite3_stmt *st, void *p) { fill_sub_at(st, p, 0); }
+
+static void bind_sub(sqlite3_stmt *st, const sub_rec *r)
+{
+    bind_text(st, ":email", r->email);
+    bind_text(st, ":name", r->name ? r->name : "");
+    bind_text(st, ":attribs", r->attribs ? r->attribs : "{}");
+    bind_text(st, ":status", r->status ? r->status : "enabled");
+    bind_id(st, ":owner_id", r->owner_id);
+    bind_id(st, ":team_id", r->team_id);
+    bind_text(st, ":timezone", r->timezone);
+    bind_text(st, ":locale", r->locale);
+    bind_now(st);
+}
+
+static int sq_sub_add(store *s, const sub_rec *r, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUB_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_sub(st, r);
+    return insert_id(q, st, id, e, "adding the subscriber");
+}
+
+/* sub_id_of looks up the id of an existing subscriber by email. */
+static int sub_id_of(sq *q, const char *email, int64_t *id, td_error *e)
+{
+    sqlite3_stmt *st = stmt(q, Q_SUB_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":email", email);
+    int rc = sqlite3_step(st), res = TD_OK;
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        res = td_err_set(e, TD_ENOTFOUND, "subscriber not found");
+    else
+        res = sq_fail(q, rc, e, "finding the subscriber");
+    done(st);
+    return res;
+}
+
+/* An update that RETURNs the id when it changed a row. */
+static int update_returning(sq *q, sqlite3_stmt *st, int64_t *id, bool *changed, td_error *e)
+{
+    int rc = sqlite3_step(st), res = TD_OK;
+    *changed = false;
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *changed = true;
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, "updating the subscriber");
+    done(st);
+    return res;
+}
+
+static int sq_sub_upsert(store *s, const sub_rec *r, sub_mode mode, int64_t *id,
+                         sub_outcome *outcome, td_error *e)
+{
+    sq *q = (sq *)s;
+    *outcome = SUB_UNCHANGED;
+    sqlite3_stmt *st = stmt(q, Q_SUB_INSERT_IGNORE, e);
+    if (!st)
+        return TD_EDB;
+    bind_sub(st, r);
+    int rc = step_exec(q, st, e, "adding the subscriber");
+    int inserted = !rc && sqlite3_changes(q->db) > 0;
+    if (inserted)
+        *id = sqlite3_last_insert_rowid(q->db);
+    done(st);
+    if (rc)
+        return rc;
+    if (inserted) {
+        *outcome = SUB_CREATED;
+        return TD_OK;
+    }
+    bool changed = false;
+    if (mode == SUB_MODE_UPSERT || mode == SUB_MODE_BLOCKLIST) {
+        st = stmt(q, mode == SUB_MODE_UPSERT ? Q_SUB_UPDATE_DATA : Q_SUB_BLOCKLIST, e);
+        if (!st)
+            return TD_EDB;
+        bind_text(st, ":email", r->email);
+        bind_text(st, ":name", r->name ? r->name : "");
+        bind_text(st, ":attribs", r->attribs ? r->attribs : "{}");
+        bind_now(st);
+        if ((rc = update_returning(q, st, id, &changed, e)))
+            return rc;
+    }
+    if (changed) {
+        *outcome = SUB_UPDATED;
+        return TD_OK;
+    }
+    return sub_id_of(q, r->email, id, e);
+}
+
+static int sq_sub_find(store *s, const char *email, sub_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUB_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":email", email);
+    return select_one(q, st, fill_sub, out, e, "subscriber");
+}
+
+static int sq_sub_get(store *s, int64_t id, sub_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUB_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return select_one(q, st, fill_sub, out, e, "subscriber");
+}
+
+static int sq_sub_update(store *s, const sub_rec *r, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUB_UPDATE, e);
+    if (!st)
+        return TD_EDB;
+    bind_sub(st, r);
+    bind_int(st, ":id", r->id);
+    int rc = step_exec(q, st, e, "updating the subscriber");
+    if (!rc && sqlite3_changes(q->db) == 0)
+        rc = td_err_set(e, TD_ENOTFOUND, "updating the subscriber: not found");
+    done(st);
+    return rc;
+}
+
+static int sq_sub_delete(store *s, int64_t id, td_error *e)
+{
+    return delete_by_id(s, Q_SUB_DELETE, id, e, "deleting the subscriber");
+}
+
+/* ---- memberships ------------------------------------------------------------------ */
+
+static int sq_member_set(store *s, int64_t list_id, int64_t sub_id, const char *status,
+                         bool keep_existing, sub_outcome *outcome, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, keep_existing ? Q_MEMBER_INSERT_IGNORE : Q_MEMBER_SET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":list_id", list_id);
+    bind_int(st, ":sub_id", sub_id);
+    bind_text(st, ":status", status);
+    bind_now(st);
+    int rc = step_exec(q, st, e, "setting the membership");
+    if (!rc && outcome)
+        *outcome = sqlite3_changes(q->db) > 0 ? SUB_CREATED : SUB_UNCHANGED;
+    done(st);
+    return rc;
+}
+
+static int sq_member_each(store *s, int64_t list_id, member_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MEMBER_EACH, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":list_id", list_id);
+    int rc, res = TD_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* Borrowed strings straight from SQLite: export walks millions of rows
+         * and must not allocate per row. */
+        member_rec m = {0};
+        sub_rec *r = &m.sub;
+        r->id = sqlite3_column_int64(st, 0);
+        r->email = (char *)sqlite3_column_text(st, 1);
+        r->name = (char *)sqlite3_column_text(st, 2);
+        r->attribs = (char *)sqlite3_column_text(st, 3);
+        r->status = (char *)sqlite3_column_text(st, 4);
+        r->owner_id = sqlite3_column_int64(st, 5);
+        r->team_id = sqlite3_column_int64(st, 6);
+        r->timezone = (char *)sqlite3_column_text(st, 7);
+        r->locale = (char *)sqlite3_column_text(st, 8);
+        r->created_at = sqlite3_column_int64(st, 9);
+        r->updated_at = sqlite3_column_int64(st, 10);
+        m.status = (char *)sqlite3_column_text(st, 11);
+        m.created_at = sqlite3_column_int64(st, 12);
+        m.confirmed_at = sqlite3_column_int64(st, 13);
+        m.unsubscribed_at = sqlite3_column_int64(st, 14);
+        if ((res = cb(ud, &m)))
+            break;
+    }
+    if (!res && rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, "reading the list's members");
+    done(st);
+    return res;
+}
+
+static int sq_member_lists(store *s, int64_t sub_id, membership_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MEMBER_LISTS, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":sub_id", sub_id);
+    int rc, res = TD_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((res = cb(ud, (const char *)sqlite3_column_text(st, 0),
+                      (const char *)sqlite3_column_text(st, 1))))
+            break;
+    if (!res && rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, "reading memberships");
+    done(st);
+    return res;
+}
+
+/* ---- suppressions, audit, counts ----------------------------------------------------- */
+
+static int sq_suppress_add(store *s, const char *address, const char *reason, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUPPRESS_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":address", address);
+    bind_text(st, ":reason", reason);
+    bind_now(st);
+    int rc = step_exec(q, st, e, "suppressing the address");
+    done(st);
+    return rc;
+}
+
+static int sq_suppress_check(store *s, const char *address, bool *yes, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUPPRESS_CHECK, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":address", address);
+    int rc = sqlite3_step(st), res = TD_OK;
+    *yes = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, "checking the suppression list");
+    done(st);
+    return res;
+}
+
+static int sq_audit_add(store *s, const audit_rec *a, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_AUDIT_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_id(st, ":actor_id", a->actor_id);
+    bind_text(st, ":actor", a->actor ? a->actor : "system");
+    bind_text(st, ":action", a->action);
+    bind_text(st, ":object_type", a->object_type);
+    bind_id(st, ":object_id", a->object_id);
+    bind_text(st, ":detail", a->detail);
+    bind_now(st);
+    int rc = step_exec(q, st, e, "writing the audit log");
+    done(st);
+    return rc;
+}
+
+static int sq_counts(store *s, store_counts *c, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_COUNTS, e);
+    if (!st)
+        return TD_EDB;
+    int rc = sqlite3_step(st), res = TD_OK;
+    if (rc == SQLITE_ROW) {
+        c->teams = sqlite3_column_int64(st, 0);
+        c->users = sqlite3_column_int64(st, 1);
+        c->lists = sqlite3_column_int64(st, 2);
+        c->subscribers = sqlite3_column_int64(st, 3);
+        c->memberships = sqlite3_column_int64(st, 4);
+        c->suppressions = sqlite3_column_int64(st, 5);
+        c->audit = sqlite3_column_int64(st, 6);
+    } else {
+        res = sq_fail(q, rc, e, "counting");
+    }
+    done(st);
+    return res;
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .setting_get = sq_setting_get,
+    .setting_set = sq_setting_set,
+    .team_add = sq_team_add,
+    .team_find = sq_team_find,
+    .team_get = sq_team_get,
+    .team_each = sq_team_each,
+    .user_add = sq_user_add,
+    .user_find = sq_user_find,
+    .user_get = sq_user_get,
+    .user_each = sq_user_each,
+    .list_add = sq_list_add,
+    .list_find = sq_list_find,
+    .list_each = sq_list_each,
+    .list_delete = sq_list_delete,
+    .sub_add = sq_sub_add,
+    .sub_upsert = sq_sub_upsert,
+    .sub_find = sq_sub_find,
+    .sub_get = sq_sub_get,
+    .sub_update = sq_sub_update,
+    .sub_delete = sq_sub_delete,
+    .member_set = sq_member_set,
+    .member_each = sq_member_each,
+    .member_lists = sq_member_lists,
+    .suppress_add = sq_suppress_add,
+    .suppress_check = sq_suppress_check,
+    .audit_add = sq_audit_add,
+    .counts = sq_counts,
+};
