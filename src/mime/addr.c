@@ -289,45 +289,105 @@ static int idn_error(int rc, bool alabel, const char *dq, td_error *e)
                       dq, idn2_strerror(rc));
 }
 
+/* The UTS #46 processing flags: IDNA2008 with nontransitional mapping, and
+ * the transitional (IDNA2003-compatible) fallback. */
+#define IDN_NONTRANS (IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL)
+#define IDN_TRANS (IDN2_NFC_INPUT | IDN2_TRANSITIONAL)
+
+/* idn_core converts the Unicode label u to its A-label form in *out (freed
+ * with idn2_free; it may hold dots, as UTS #46 maps some characters to
+ * them) and returns an idn2 code: nontransitional processing, or the
+ * transitional fallback when that refuses a character and u holds no
+ * deviation character. */
+static int idn_core(const char *u, uint8_t **out)
+{
+    *out = NULL;
+    int rc = idn2_lookup_u8((const uint8_t *)u, out, IDN_NONTRANS);
+    if (rc == IDN2_DISALLOWED && !has_deviation(u)) {
+        idn2_free(*out);
+        *out = NULL;
+        rc = idn2_lookup_u8((const uint8_t *)u, out, IDN_TRANS) == IDN2_OK ? IDN2_OK
+                                                                         : IDN2_DISALLOWED;
+    }
+    if (rc != IDN2_OK) {
+        idn2_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* idn_ascii checks the ASCII "xn--" label and returns an idn2 code. An
+ * A-label is valid when what it decodes to converts back to it (RFC 5891
+ * section 5.4): libidn2's lookup of an A-label alone is laxer than that
+ * (xn--nnk passes, though the U+322E it encodes is refused). */
+static int idn_ascii(const char *label)
+{
+    char *dec = NULL;
+    uint8_t *out = NULL;
+    int rc = idn2_to_unicode_8z8z(label, &dec, 0);
+    if (rc == IDN2_OK)
+        rc = idn_core(dec, &out);
+    if (rc == IDN2_OK && strcasecmp((const char *)out, label) != 0)
+        rc = IDN2_INVALID_ALABEL;
+    idn2_free(dec);
+    idn2_free(out);
+    return rc;
+}
+
+/* idn_unicode converts the non-ASCII label like idn_core, and refuses a
+ * result that is not its own normal form: each "xn--" label in it must be
+ * accepted as itself when it comes back as an A-label, so that the
+ * normalised address parses to itself. */
+static int idn_unicode(const char *label, uint8_t **out)
+{
+    int rc = idn_core(label, out);
+    for (const char *p = rc == IDN2_OK ? (const char *)*out : ""; *p;) {
+        size_t k = strcspn(p, ".");
+        char *piece = xstrndup(p, k);
+        if (k >= 4 && strncasecmp(piece, "xn--", 4) == 0 && idn_ascii(piece) != IDN2_OK)
+            rc = IDN2_DISALLOWED;
+        free(piece);
+        p += k + (p[k] == '.');
+    }
+    if (rc != IDN2_OK) {
+        idn2_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* idn_label converts one label that is non-ASCII or starts with "xn--" to
  * its A-label (*a) and U-label (*u), both the caller's. IDNA2008 with UTS #46
  * nontransitional mapping first; when that refuses a character, the
  * transitional (IDNA2003-compatible) result is taken, as curl and wget do,
- * but only when the two modes cannot disagree on which domain is meant, and,
- * for an A-label, only when it is exactly what that label encodes. */
+ * but only when the two modes cannot disagree on which domain is meant (no
+ * deviation character) and the result is its own normal form. */
 static int idn_label(const char *label, const char *dq, char **a, char **u, td_error *e)
 {
     uint8_t *out = NULL;
     bool ascii = utf8_is_ascii(label, strlen(label));
-    int rc = idn2_lookup_u8((const uint8_t *)label, &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-    if (rc == IDN2_DISALLOWED) {
-        char *dec = NULL;
-        const char *uni = label;
-        if (ascii)
-            uni = idn2_to_unicode_8z8z(label, &dec, 0) == IDN2_OK ? dec : NULL;
-        if (uni && !has_deviation(uni)) {
-            uint8_t *t = NULL;
-            if (idn2_lookup_u8((const uint8_t *)uni, &t, IDN2_NFC_INPUT | IDN2_TRANSITIONAL) ==
-                    IDN2_OK &&
-                (!ascii || strcasecmp((const char *)t, label) == 0)) {
-                out = t;
-                rc = IDN2_OK;
-            } else {
-                idn2_free(t);
-            }
+    int rc;
+    if (ascii) {
+        rc = idn_ascii(label);
+        if (rc == IDN2_OK) {
+            out = (uint8_t *)xstrdup(label);
+            for (uint8_t *p = out; *p; p++)
+                *p = (uint8_t)ASCII_LOWER(*p);
         }
-        idn2_free(dec);
+    } else {
+        rc = idn_unicode(label, &out);
     }
-    if (rc != IDN2_OK) {
-        idn2_free(out);
+    if (rc != IDN2_OK)
         return idn_error(rc, ascii, dq, e);
-    }
     char *ul = NULL;
     if (idn2_to_unicode_8z8z((const char *)out, &ul, 0) != IDN2_OK)
         ul = NULL;
     *a = xstrdup((const char *)out);
     *u = xstrdup(ul ? ul : (const char *)out);
-    idn2_free(out);
+    if (ascii)
+        free(out);
+    else
+        idn2_free(out);
     idn2_free(ul);
     return TD_OK;
 }
@@ -380,18 +440,34 @@ static int check_alabels(const char *a, const char *dq, td_error *e)
     return TD_OK;
 }
 
-/* parse_domain validates the domain d[0..n) and returns its A-label form and
- * its U-label form (both the caller's). */
-static int parse_domain(const char *d, size_t n, char **a_out, char **u_out, td_error *e)
+/* map_dots returns a copy of d[0..*n) with the full stops UTS #46 treats as
+ * label separators (U+3002, U+FF0E, U+FF61) made '.', and sets *n to its
+ * length. Done first, so that every later step sees the real labels. */
+static char *map_dots(const char *d, size_t *n)
+{
+    char *m = xmalloc(*n + 1);
+    size_t j = 0;
+    for (size_t i = 0; i < *n;) {
+        if (*n - i >= 3 && (memcmp(d + i, "\xe3\x80\x82", 3) == 0 ||
+                            memcmp(d + i, "\xef\xbc\x8e", 3) == 0 ||
+                            memcmp(d + i, "\xef\xbd\xa1", 3) == 0)) {
+            m[j++] = '.';
+            i += 3;
+        } else {
+            m[j++] = d[i++];
+        }
+    }
+    m[j] = '\0';
+    *n = j;
+    return m;
+}
+
+/* parse_name validates the domain name d[0..n) (dots mapped) and returns its
+ * A-label form and its U-label form (both the caller's). */
+static int parse_name(const char *d, size_t n, char **a_out, char **u_out, td_error *e)
 {
     char dq[72];
     quote_msg(dq, d, n);
-    if (d[0] == '[') {
-        int rc = parse_literal(d, n, a_out, e);
-        if (rc == TD_OK)
-            *u_out = xstrdup(*a_out);
-        return rc;
-    }
     if (d[0] == '.')
         return td_err_set(e, TD_EINVAL, "the domain '%s' starts with a dot", dq);
     if (d[n - 1] == '.')
@@ -469,6 +545,22 @@ static int parse_domain(const char *d, size_t n, char **a_out, char **u_out, td_
     buf_free(&a);
     buf_free(&u);
     return TD_OK;
+}
+
+/* parse_domain validates the domain d[0..n), a name or an address literal,
+ * and returns its A-label form and its U-label form (both the caller's). */
+static int parse_domain(const char *d, size_t n, char **a_out, char **u_out, td_error *e)
+{
+    if (d[0] == '[') {
+        int rc = parse_literal(d, n, a_out, e);
+        if (rc == TD_OK)
+            *u_out = xstrdup(*a_out);
+        return rc;
+    }
+    char *dm = map_dots(d, &n);
+    int rc = parse_name(dm, n, a_out, u_out, e);
+    free(dm);
+    return rc;
 }
 
 /* parse_trimmed does addr_parse on p[0..n), already trimmed and non-empty,
