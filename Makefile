@@ -4,7 +4,7 @@
 
 CC      ?= cc
 PKGS    := sqlite3 libidn2 libcrypto jansson libsodium gmime-3.0 libpcre2-8
-LIBS_NOPC := -lcsv -lunistring -lm -lpthread
+LIBS_NOPC := -lunistring -lm -lpthread
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 OPT     ?= -O2 -g
@@ -29,19 +29,22 @@ tidings: $(B)/tidings
 	@[ "$(B)" = build ] && cp $(B)/tidings tidings || true
 
 $(B)/tidings: $(MAIN_OBJ) $(B)/libtidings.a
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+	@echo "  LINK  $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
 
 $(B)/libtidings.a: $(OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
 $(B)/tests/%: tests/unit/%.c $(B)/libtidings.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< $(B)/libtidings.a \
+	@echo "  TEST  $@"
+	@$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< $(B)/libtidings.a \
 	    $(LDFLAGS_ALL) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # Every test: unit binaries, then end-to-end tests against the real binary.

@@ -84,6 +84,19 @@ typedef enum {
 /* What an upsert did. */
 typedef enum { SUB_UNCHANGED, SUB_CREATED, SUB_UPDATED } sub_outcome;
 
+/* A bulk import session (store_bulk_*): what the merge does. */
+typedef struct bulk_opts {
+    int64_t list_id;
+    sub_mode mode;
+    const char *default_status; /* membership status when a row names none */
+    int64_t owner_id, team_id;  /* for new subscribers; 0 for none */
+} bulk_opts;
+
+/* What the merges of a bulk session did so far. */
+typedef struct bulk_stats {
+    uint64_t created, updated, unchanged, memberships;
+} bulk_stats;
+
 void team_rec_clear(team_rec *t);
 void user_rec_clear(user_rec *u);
 void sub_rec_clear(sub_rec *s);

@@ -60,6 +60,10 @@ int store_sub_delete(store *s, int64_t id, td_error *e) { return s->ops->sub_del
 int store_member_set(store *s, int64_t l, int64_t sub, const char *st, bool keep, sub_outcome *o, td_error *e) { return s->ops->member_set(s, l, sub, st, keep, o, e); }
 int store_member_each(store *s, int64_t l, member_cb cb, void *ud, td_error *e) { return s->ops->member_each(s, l, cb, ud, e); }
 int store_member_lists(store *s, int64_t sub, membership_cb cb, void *ud, td_error *e) { return s->ops->member_lists(s, sub, cb, ud, e); }
+int store_bulk_begin(store *s, const bulk_opts *o, td_error *e) { return s->ops->bulk_begin(s, o, e); }
+int store_bulk_add(store *s, const sub_rec *r, const char *sub, td_error *e) { return s->ops->bulk_add(s, r, sub, e); }
+int store_bulk_flush(store *s, bulk_stats *st, td_error *e) { return s->ops->bulk_flush(s, st, e); }
+void store_bulk_end(store *s) { s->ops->bulk_end(s); }
 int store_suppress_add(store *s, const char *a, const char *r, td_error *e) { return s->ops->suppress_add(s, a, r, e); }
 int store_suppress_check(store *s, const char *a, bool *y, td_error *e) { return s->ops->suppress_check(s, a, y, e); }
 int store_audit_add(store *s, const audit_rec *a, td_error *e) { return s->ops->audit_add(s, a, e); }

@@ -69,6 +69,13 @@ struct store_ops {
     int (*member_each)(store *s, int64_t list_id, member_cb cb, void *ud, td_error *e);
     int (*member_lists)(store *s, int64_t sub_id, membership_cb cb, void *ud, td_error *e);
 
+    /* Bulk import: rows are staged cheaply, then merged a batch at a time
+     * with set-based statements in one transaction per batch. */
+    int (*bulk_begin)(store *s, const bulk_opts *o, td_error *e);
+    int (*bulk_add)(store *s, const sub_rec *r, const char *subscription, td_error *e);
+    int (*bulk_flush)(store *s, bulk_stats *st, td_error *e);
+    void (*bulk_end)(store *s);
+
     int (*suppress_add)(store *s, const char *address, const char *reason, td_error *e);
     int (*suppress_check)(store *s, const char *address, bool *suppressed, td_error *e);
     int (*audit_add)(store *s, const audit_rec *a, td_error *e);
@@ -126,6 +133,17 @@ int store_member_set(store *s, int64_t list_id, int64_t sub_id, const char *stat
                      bool keep_existing, sub_outcome *outcome, td_error *e);
 int store_member_each(store *s, int64_t list_id, member_cb cb, void *ud, td_error *e);
 int store_member_lists(store *s, int64_t sub_id, membership_cb cb, void *ud, td_error *e);
+/* store_bulk_begin starts a bulk import session into o->list_id. Rows given
+ * to store_bulk_add (validated by the caller; subscription may be NULL) are
+ * staged; store_bulk_flush merges the staged rows in one transaction, adding
+ * what it did to *st, and empties the stage. Within a flush, the first row of
+ * an address wins in subscribe mode and the last in upsert mode, as if the
+ * rows were applied in order. An existing membership is kept, except that an
+ * unsubscription is always applied. store_bulk_end drops what is staged. */
+int store_bulk_begin(store *s, const bulk_opts *o, td_error *e);
+int store_bulk_add(store *s, const sub_rec *r, const char *subscription, td_error *e);
+int store_bulk_flush(store *s, bulk_stats *st, td_error *e);
+void store_bulk_end(store *s);
 int store_suppress_add(store *s, const char *address, const char *reason, td_error *e);
 int store_suppress_check(store *s, const char *address, bool *suppressed, td_error *e);
 int store_audit_add(store *s, const audit_rec *a, td_error *e);

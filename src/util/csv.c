@@ -1,6 +1,6 @@
 /* csv: streaming RFC 4180 reader and writer (see csv.h).
  *
- * Written by hand, not on Debian's libcsv 3.0.3 (which is linked anyway), for
+ * Written by hand, not on Debian's libcsv 3.0.3, for
  * reasons probed with small programs against that version:
  *   - Its callbacks get a field's bytes but no position, so the line a record
  *     starts on is only known by feeding it one physical line at a time, and
