@@ -51,7 +51,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libtidings.a
 test: $(B)/tidings $(UNIT_BIN)
 	@[ "$(B)" = build ] && cp $(B)/tidings tidings || true
 	@TIDINGS_BIN=$(CURDIR)/$(B)/tidings UNIT_DIR=$(CURDIR)/$(B)/tests \
-	    FUZZ_DIR=$(FUZZ_RUN_DIR) tests/run.sh
+	    FUZZ_DIR=$(FUZZ_RUN_DIR) TIDINGS_SANITIZED=$(TIDINGS_SANITIZED) tests/run.sh
 
 # Same tests under AddressSanitizer + UndefinedBehaviorSanitizer with leak
 # checking, in a separate build tree.
@@ -59,7 +59,7 @@ asan:
 	$(MAKE) B=build/asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" \
-	    FUZZ_RUN_DIR=$(CURDIR)/build/fuzz test
+	    FUZZ_RUN_DIR=$(CURDIR)/build/fuzz TIDINGS_SANITIZED=1 test
 
 check: test fuzz asan
 
