@@ -346,7 +346,9 @@ int import_csv(store *s, FILE *in, const import_opts *o, import_stats *st, td_er
                                       : strcmp(o->list_optin, "double") ? "confirmed"
                                                                         : "unconfirmed",
                     .owner_id = o->owner_id,
-                    .team_id = o->team_id};
+                    .team_id = o->team_id,
+                    /* parse and check the next batch while one is written */
+                    .background = true};
     int rc = store_bulk_begin(s, &bo, e);
 
     while (!rc) {
@@ -395,6 +397,14 @@ int import_csv(store *s, FILE *in, const import_opts *o, import_stats *st, td_er
     }
     if (!rc && staged)
         rc = flush(&im, e);
+    if (!rc) {
+        bulk_stats bs = {0};
+        rc = store_bulk_wait(s, &bs, e);
+        st->created += bs.created;
+        st->updated += bs.updated;
+        st->unchanged += bs.unchanged;
+        st->memberships += bs.memberships;
+    }
     store_bulk_end(s);
     if (!rc && !header)
         rc = td_err_set(e, TD_EINVAL,

@@ -90,6 +90,7 @@ typedef struct bulk_opts {
     sub_mode mode;
     const char *default_status; /* membership status when a row names none */
     int64_t owner_id, team_id;  /* for new subscribers; 0 for none */
+    bool background;            /* write batches while the caller makes the next */
 } bulk_opts;
 
 /* What the merges of a bulk session did so far. */

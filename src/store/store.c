@@ -63,6 +63,7 @@ int store_member_lists(store *s, int64_t sub, membership_cb cb, void *ud, td_err
 int store_bulk_begin(store *s, const bulk_opts *o, td_error *e) { return s->ops->bulk_begin(s, o, e); }
 int store_bulk_add(store *s, const sub_rec *r, const char *sub, td_error *e) { return s->ops->bulk_add(s, r, sub, e); }
 int store_bulk_flush(store *s, bulk_stats *st, td_error *e) { return s->ops->bulk_flush(s, st, e); }
+int store_bulk_wait(store *s, bulk_stats *st, td_error *e) { return s->ops->bulk_wait(s, st, e); }
 void store_bulk_end(store *s) { s->ops->bulk_end(s); }
 int store_suppress_add(store *s, const char *a, const char *r, td_error *e) { return s->ops->suppress_add(s, a, r, e); }
 int store_suppress_check(store *s, const char *a, bool *y, td_error *e) { return s->ops->suppress_check(s, a, y, e); }

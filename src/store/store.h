@@ -74,6 +74,7 @@ struct store_ops {
     int (*bulk_begin)(store *s, const bulk_opts *o, td_error *e);
     int (*bulk_add)(store *s, const sub_rec *r, const char *subscription, td_error *e);
     int (*bulk_flush)(store *s, bulk_stats *st, td_error *e);
+    int (*bulk_wait)(store *s, bulk_stats *st, td_error *e);
     void (*bulk_end)(store *s);
 
     int (*suppress_add)(store *s, const char *address, const char *reason, td_error *e);
@@ -135,14 +136,22 @@ int store_member_each(store *s, int64_t list_id, member_cb cb, void *ud, td_erro
 int store_member_lists(store *s, int64_t sub_id, membership_cb cb, void *ud, td_error *e);
 /* store_bulk_begin starts a bulk import session into o->list_id. Rows given
  * to store_bulk_add (validated by the caller; subscription may be NULL) are
- * staged; store_bulk_flush merges the staged rows in one transaction, adding
- * what it did to *st, and empties the stage. Within a flush, the first row of
- * an address wins in subscribe mode and the last in upsert mode, as if the
- * rows were applied in order. An existing membership is kept, except that an
- * unsubscription is always applied. store_bulk_end drops what is staged. */
+ * kept as a batch; store_bulk_flush writes the batch in one transaction,
+ * adding what it did to *st. Within a batch, the first row of an address wins
+ * in subscribe mode and the last in upsert mode, as if the rows were applied
+ * in order. An existing membership is kept, except that an unsubscription is
+ * always applied.
+ *
+ * With o->background, store_bulk_flush only hands the batch over: it returns
+ * once the batch before it is written (its counts and error are what it
+ * returns), so the caller prepares the next batch while this one is written;
+ * store_bulk_wait waits for the last one. Between begin and end the caller
+ * uses no other store function. store_bulk_end drops what is not flushed
+ * (waiting for a batch being written). */
 int store_bulk_begin(store *s, const bulk_opts *o, td_error *e);
 int store_bulk_add(store *s, const sub_rec *r, const char *subscription, td_error *e);
 int store_bulk_flush(store *s, bulk_stats *st, td_error *e);
+int store_bulk_wait(store *s, bulk_stats *st, td_error *e);
 void store_bulk_end(store *s);
 int store_suppress_add(store *s, const char *address, const char *reason, td_error *e);
 int store_suppress_check(store *s, const char *address, bool *suppressed, td_error *e);
