@@ -191,12 +191,19 @@ static int do_get(store *s, const sub_rec *r, bool json)
         printf(",\"created_at\":%lld,\"updated_at\":%lld,\"lists\":[", (long long)r->created_at,
                (long long)r->updated_at);
     } else {
+        /* Owner and team by name: ids mean nothing to a person. */
+        user_rec u = {0};
+        team_rec t = {0};
+        bool has_owner = r->owner_id && !store_user_get(s, r->owner_id, &u, NULL);
+        bool has_team = r->team_id && !store_team_get(s, r->team_id, &t, NULL);
         printf("id:         %lld\nemail:      %s\nname:       %s\nattributes: %s\n"
-               "status:     %s\nowner:      %lld\nteam:       %lld\ntimezone:   %s\n"
+               "status:     %s\nowner:      %s\nteam:       %s\ntimezone:   %s\n"
                "locale:     %s\n",
                (long long)r->id, r->email, r->name, r->attribs, r->status,
-               (long long)r->owner_id, (long long)r->team_id, r->timezone ? r->timezone : "",
-               r->locale ? r->locale : "");
+               has_owner ? u.email : "-", has_team ? t.name : "-",
+               r->timezone ? r->timezone : "-", r->locale ? r->locale : "-");
+        user_rec_clear(&u);
+        team_rec_clear(&t);
         print_time("created:", r->created_at);
         print_time("updated:", r->updated_at);
     }

@@ -248,6 +248,10 @@ typedef struct bulk_batch {
     size_t len, text_cap;
 } bulk_batch;
 
+/* Kinds of many-rows-per-statement bulk statements (see multi_sql). */
+enum multi_kind { MULTI_INSERT, MULTI_MEMBER };
+#define MULTI_KINDS 2
+
 typedef struct sq {
     store base;
     sqlite3 *db;
@@ -262,7 +266,7 @@ typedef struct sq {
     int wrc;
     bulk_stats wstats;
     td_error werr;
-    struct multi *multi[3]; /* bulk statements for BULK_K rows (enum multi_kind) */
+    struct multi *multi[MULTI_KINDS]; /* bulk statements for BULK_K rows (enum multi_kind) */
 } sq;
 
 static const struct store_ops sqlite_ops;
@@ -481,7 +485,7 @@ static void sq_close(store *s)
     sq *q = (sq *)s;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(q->st[i]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < MULTI_KINDS; i++)
         multi_free(q->multi[i]);
     /* Fold the WAL back so the database is one file at rest. */
     sqlite3_exec(q->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
@@ -1216,27 +1220,21 @@ static int bulk_row_run(sq *q, const bulk_batch *b, const bulk_row *row, int64_t
 /* ---- bulk import, many rows per statement ---- *
  *
  * A statement per row costs as much in sqlite3_step/reset and cursor set-up as
- * the row's own B-tree work, so the flush looks up, inserts and adds
+ * the row's own B-tree work, so the flush inserts subscribers and adds
  * memberships BULK_K rows at a time with generated statements (named
- * parameters :e0, :e1, ...). Rows of the same email after the first, and the
- * rare updates, go through bulk_row_run one by one. */
+ * parameters :id0, :email0, ...). Lookups stay one per row: an IN list of
+ * BULK_K values was measured no cheaper (SQLite builds a temporary index for
+ * it). Rows of the same email after the first, and the rare updates, go
+ * through bulk_row_run one by one. */
 
 #define BULK_K 64
 
-enum multi_kind { MULTI_FIND, MULTI_INSERT, MULTI_MEMBER };
 
 static char *multi_sql(enum multi_kind kind, int k)
 {
     buf b;
     buf_init(&b, BUF_NOCAP);
     switch (kind) {
-    case MULTI_FIND:
-        buf_puts(&b, "SELECT email, id, name, attribs, timezone, locale, status FROM subscribers"
-                     " WHERE email IN (");
-        for (int i = 0; i < k; i++)
-            buf_printf(&b, "%s:e%d", i ? ", " : "", i);
-        buf_puts(&b, ")");
-        break;
     case MULTI_INSERT:
         buf_puts(&b, "INSERT INTO subscribers (id, email, name, attribs, status, owner_id, team_id,"
                      " timezone, locale, created_at, updated_at) VALUES ");
@@ -1271,8 +1269,7 @@ struct multi {
     int pos[BULK_K][MULTI_FIELDS];
 };
 
-static const char *const multi_fields[3][MULTI_FIELDS] = {
-    [MULTI_FIND] = {":e%d"},
+static const char *const multi_fields[MULTI_KINDS][MULTI_FIELDS] = {
     [MULTI_INSERT] = {":id%d", ":email%d", ":name%d", ":attribs%d", ":tz%d", ":locale%d"},
     [MULTI_MEMBER] = {":sub%d", ":st%d"},
 };
@@ -1317,7 +1314,7 @@ static struct multi *multi_get(sq *q, enum multi_kind kind, int k, td_error *e)
 
 static void multi_put(sq *q, struct multi *m)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < MULTI_KINDS; i++)
         if (m == q->multi[i]) {
             sqlite3_reset(m->st);
             return;
