@@ -31,8 +31,9 @@ static const char usage[] =
     "\n"
     "sign reads one complete message (header, empty line, body) on standard\n"
     "input and writes it on standard output with DKIM-Signature fields for D\n"
-    "in front; LF line ends are turned into CRLF first. Use it to sign a\n"
-    "hand-made message or to check a domain's keys from outside.\n";
+    "in front; LF line ends are turned into CRLF first, and a CRLF is added at\n"
+    "the end when missing, as SMTP would. Use it to sign a hand-made message\n"
+    "or to check a domain's keys from outside.\n";
 
 static void print_zone_line(const char *name, const char *value)
 {
@@ -151,7 +152,8 @@ out:
 }
 
 /* read_message reads stdin up to the cap, turning every LF not after a CR
- * into CRLF. 0, or EXIT_FAIL with the error printed. */
+ * into CRLF and ending the message with CRLF. 0, or EXIT_FAIL with the
+ * error printed. */
 static int read_message(buf *m)
 {
     char chunk[65536];
@@ -170,6 +172,9 @@ static int read_message(buf *m)
         cli_error("cannot read the message from standard input");
         return EXIT_FAIL;
     }
+    /* SMTP ends every message with CRLF: sign it as it will be sent. */
+    if ((m->len < 2 || memcmp(m->data + m->len - 2, "\r\n", 2)) && buf_puts(m, "\r\n"))
+        goto big;
     return 0;
 big:
     cli_error("the message is over %u MB", SIGN_INPUT_MAX >> 20);

@@ -23,6 +23,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,18 +170,37 @@ typedef void (*sink_fn)(void *ctx, const char *p, size_t n);
 static void canon_body(const char *b, size_t len, sink_fn put, void *ctx)
 {
     /* Drop the trailing empty lines first (with their trailing WSP), so that
-     * every CRLF before `last` is emitted as met, with no deferral. */
+     * every CRLF before `last` is emitted as met, with no deferral. A last
+     * line without its CRLF is not trimmed: the CRLF is added after the WSP
+     * is reduced, so its trailing WSP stays as one SP, as dkimpy and
+     * libopendkim read 3.4.4 (a run before the end of b is no "end of line"
+     * to them). A message sent over SMTP always ends in CRLF anyway. */
     size_t last = len;
-    for (;;) {
+    while (last >= 2 && b[last - 2] == '\r' && b[last - 1] == '\n') {
+        last -= 2;
         while (last > 0 && is_wsp(b[last - 1]))
             last--;
-        if (last >= 2 && b[last - 2] == '\r' && b[last - 1] == '\n')
-            last -= 2;
-        else
-            break;
     }
     size_t span = 0, i = 0;
     while (i < last) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Eight bytes at a time to the next SP or HTAB: the scan was a
+         * quarter of an Ed25519 signature's time byte by byte. The lowest
+         * flagged byte of the zero-byte test is exact. */
+        if (i + 8 <= last) {
+            uint64_t w;
+            memcpy(&w, b + i, 8);
+            uint64_t sp = w ^ 0x2020202020202020ull, ht = w ^ 0x0909090909090909ull;
+            uint64_t hit = ((sp - 0x0101010101010101ull) & ~sp) |
+                           ((ht - 0x0101010101010101ull) & ~ht);
+            hit &= 0x8080808080808080ull;
+            if (!hit) {
+                i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(hit) >> 3;
+        }
+#endif
         char c = b[i];
         if (c != ' ' && c != '\t') {
             i++;
@@ -189,7 +209,7 @@ static void canon_body(const char *b, size_t len, sink_fn put, void *ctx)
         size_t j = i + 1;
         while (j < last && is_wsp(b[j]))
             j++;
-        /* b[last - 1] is not WSP, so the run ends before last. */
+        /* A run reaching last (an unterminated last line) is kept as SP. */
         bool eol = crlf_at(b, j, last);
         if (c == ' ' && j == i + 1 && !eol) {
             i = j;
@@ -894,5 +914,7 @@ char *dkim_txt_zone(const char *value)
         if (n == 0)
             break;
     }
-    return buf_steal(&b);
+    char *z = buf_steal(&b);
+    buf_free(&b); /* buf_steal leaves b allocated and usable */
+    return z;
 }
