@@ -21,7 +21,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all test unit e2e asan check fuzz fuzz-smoke clean demo format bench-import
+.PHONY: all test unit e2e asan check fuzz fuzz-smoke clean demo format bench-import bench-dkim
 
 all: tidings
 
@@ -78,6 +78,15 @@ demo: tidings
 
 bench-import: tidings
 	bench/import
+
+# DKIM signatures/s beside `openssl speed` in the same run.
+bench-dkim: $(B)/bench/dkim-sign
+	$(B)/bench/dkim-sign
+
+$(B)/bench/dkim-sign: bench/dkim-sign.c $(B)/libtidings.a
+	@mkdir -p $(dir $@)
+	@echo "  BENCH $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libtidings.a $(LDFLAGS_ALL) $(PKG_LIBS)
 
 format:
 	clang-format -i $$(find src tests/unit fuzz -name '*.[ch]')

@@ -17,6 +17,7 @@ static const struct command {
     {"team", cmd_team, "add or list teams"},
     {"user", cmd_user, "add or list users"},
     {"demo", cmd_demo, "create a demo database and print a summary"},
+    {"dkim", cmd_dkim, "make DKIM keys, list them with their DNS records, sign a message"},
 };
 
 static void usage(FILE *f)

@@ -39,6 +39,15 @@ void list_rec_clear(list_rec *l)
     memset(l, 0, sizeof *l);
 }
 
+void dkim_key_rec_clear(dkim_key_rec *k)
+{
+    free(k->domain);
+    free(k->selector);
+    free(k->algo);
+    free(k->private_key);
+    memset(k, 0, sizeof *k);
+}
+
 void member_rec_clear(member_rec *m)
 {
     sub_rec_clear(&m->sub);

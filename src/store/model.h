@@ -98,11 +98,22 @@ typedef struct bulk_stats {
     uint64_t created, updated, unchanged, memberships;
 } bulk_stats;
 
+/* A DKIM private key of a sending domain (mime/dkim.h signs with it). */
+typedef struct dkim_key_rec {
+    int64_t id;
+    char *domain;      /* A-label form, lower-case */
+    char *selector;
+    char *algo;        /* rsa | ed25519 */
+    char *private_key; /* PEM (PKCS#8), unencrypted: the database is a secret */
+    int64_t created_at;
+} dkim_key_rec;
+
 void team_rec_clear(team_rec *t);
 void user_rec_clear(user_rec *u);
 void sub_rec_clear(sub_rec *s);
 void list_rec_clear(list_rec *l);
 void member_rec_clear(member_rec *m);
+void dkim_key_rec_clear(dkim_key_rec *k);
 
 /* Validity checks for the enumerated columns. */
 bool model_team_model_ok(const char *s);

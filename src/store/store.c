@@ -69,3 +69,5 @@ int store_suppress_add(store *s, const char *a, const char *r, td_error *e) { re
 int store_suppress_check(store *s, const char *a, bool *y, td_error *e) { return s->ops->suppress_check(s, a, y, e); }
 int store_audit_add(store *s, const audit_rec *a, td_error *e) { return s->ops->audit_add(s, a, e); }
 int store_counts_get(store *s, store_counts *c, td_error *e) { return s->ops->counts(s, c, e); }
+int store_dkim_key_add(store *s, const dkim_key_rec *k, int64_t *id, td_error *e) { return s->ops->dkim_key_add(s, k, id, e); }
+int store_dkim_key_each(store *s, const char *d, dkim_key_cb cb, void *ud, td_error *e) { return s->ops->dkim_key_each(s, d, cb, ud, e); }

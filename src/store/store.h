@@ -30,6 +30,7 @@ typedef int (*user_cb)(void *ud, const user_rec *u);
 typedef int (*list_cb)(void *ud, const list_rec *l);
 typedef int (*member_cb)(void *ud, const member_rec *m);
 typedef int (*membership_cb)(void *ud, const char *list_name, const char *status);
+typedef int (*dkim_key_cb)(void *ud, const dkim_key_rec *k);
 
 struct store_ops {
     const char *name;
@@ -81,6 +82,9 @@ struct store_ops {
     int (*suppress_check)(store *s, const char *address, bool *suppressed, td_error *e);
     int (*audit_add)(store *s, const audit_rec *a, td_error *e);
     int (*counts)(store *s, store_counts *c, td_error *e);
+
+    int (*dkim_key_add)(store *s, const dkim_key_rec *k, int64_t *id, td_error *e);
+    int (*dkim_key_each)(store *s, const char *domain, dkim_key_cb cb, void *ud, td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -157,5 +161,11 @@ int store_suppress_add(store *s, const char *address, const char *reason, td_err
 int store_suppress_check(store *s, const char *address, bool *suppressed, td_error *e);
 int store_audit_add(store *s, const audit_rec *a, td_error *e);
 int store_counts_get(store *s, store_counts *c, td_error *e);
+/* store_dkim_key_add stores a DKIM key; TD_EEXISTS when the domain has a key
+ * of that selector already. */
+int store_dkim_key_add(store *s, const dkim_key_rec *k, int64_t *id, td_error *e);
+/* store_dkim_key_each walks the DKIM keys of domain (every domain when NULL),
+ * ordered by domain, selector. */
+int store_dkim_key_each(store *s, const char *domain, dkim_key_cb cb, void *ud, td_error *e);
 
 #endif

@@ -88,6 +88,16 @@ static const char *const migrations[] = {
     "  object_id INTEGER,"
     "  detail TEXT);"
     "CREATE INDEX audit_log_object ON audit_log(object_type, object_id);",
+
+    /* 3: DKIM keys per sending domain (the private key as PKCS#8 PEM) */
+    "CREATE TABLE dkim_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain TEXT NOT NULL,"
+    "  selector TEXT NOT NULL,"
+    "  algo TEXT NOT NULL CHECK (algo IN ('rsa','ed25519')),"
+    "  private_key TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (domain, selector));",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -109,6 +119,7 @@ enum q {
     Q_MEMBER_INSERT_IGNORE, Q_MEMBER_SET, Q_MEMBER_EACH, Q_MEMBER_LISTS,
     Q_BULK_FIND, Q_BULK_INSERT, Q_BULK_UPDATE, Q_BULK_BLOCK, Q_BULK_MEMBER, Q_BULK_MAXID,
     Q_SUPPRESS_ADD, Q_SUPPRESS_CHECK, Q_AUDIT_ADD, Q_COUNTS,
+    Q_DKIM_KEY_ADD, Q_DKIM_KEY_EACH,
     Q_COUNT
 };
 
@@ -223,6 +234,10 @@ static const char *const queries[Q_COUNT] = {
                  " (SELECT count(*) FROM lists), (SELECT count(*) FROM subscribers),"
                  " (SELECT count(*) FROM memberships), (SELECT count(*) FROM suppressions),"
                  " (SELECT count(*) FROM audit_log)",
+    [Q_DKIM_KEY_ADD] = "INSERT INTO dkim_keys (domain, selector, algo, private_key, created_at)"
+                       " VALUES (:domain, :selector, :algo, :private_key, :now)",
+    [Q_DKIM_KEY_EACH] = "SELECT id, domain, selector, algo, private_key, created_at FROM dkim_keys"
+                        " WHERE :domain IS NULL OR domain = :domain ORDER BY domain, selector",
 };
 
 /* A bulk batch: rows kept in C until the flush sorts and writes them. The
@@ -1682,6 +1697,47 @@ static int sq_counts(store *s, store_counts *c, td_error *e)
     return res;
 }
 
+/* ---- DKIM keys ---------------------------------------------------------------- */
+
+static void fill_dkim_key(sqlite3_stmt *st, void *p)
+{
+    dkim_key_rec *k = p;
+    k->id = sqlite3_column_int64(st, 0);
+    k->domain = col_str(st, 1);
+    k->selector = col_str(st, 2);
+    k->algo = col_str(st, 3);
+    k->private_key = col_str(st, 4);
+    k->created_at = sqlite3_column_int64(st, 5);
+}
+
+static void clear_dkim_key(void *p) { dkim_key_rec_clear(p); }
+
+static int sq_dkim_key_add(store *s, const dkim_key_rec *k, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DKIM_KEY_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":domain", k->domain);
+    bind_text(st, ":selector", k->selector);
+    bind_text(st, ":algo", k->algo);
+    bind_text(st, ":private_key", k->private_key);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the DKIM key");
+}
+
+static int sq_dkim_key_each(store *s, const char *domain, dkim_key_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DKIM_KEY_EACH, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":domain", domain);
+    dkim_key_rec k = {0};
+    return each_row(q, st, fill_dkim_key, clear_dkim_key, &k,
+                    (int (*)(void *, const void *))cb, ud, e, "listing DKIM keys");
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1721,4 +1777,6 @@ static const struct store_ops sqlite_ops = {
     .suppress_check = sq_suppress_check,
     .audit_add = sq_audit_add,
     .counts = sq_counts,
+    .dkim_key_add = sq_dkim_key_add,
+    .dkim_key_each = sq_dkim_key_each,
 };
