@@ -16,8 +16,9 @@ run_pkgs="make gcc pkg-config ca-certificates tzdata
 
 # Tests: clang with its sanitizer/libFuzzer runtime, cmocka for the unit
 # tests, Debian's Python with dkimpy as an independent DKIM verifier, and
-# the sqlite3 shell as the benchmarks' reference.
-test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-dkim sqlite3"
+# libopendkim as a second one (driven from Python), and the sqlite3 shell as
+# the benchmarks' reference.
+test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-dkim libopendkim11 sqlite3"
 
 pkgs=$run_pkgs
 case "${1:-}" in
