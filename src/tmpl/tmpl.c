@@ -870,6 +870,8 @@ typedef struct rs {
     size_t ibn, iba;
     unsigned pdepth, depth;
     size_t steps;
+    const tmpl_helper *helpers;
+    size_t nhelpers;
 } rs;
 
 static int emit(rs *r, const char *p, size_t n)
@@ -1158,6 +1160,43 @@ static int text(rs *r, const node *n, size_t ind, size_t ind_n, bool bol)
     return 0;
 }
 
+static const tmpl_helper *find_helper(rs *r, const path *p)
+{
+    if (p->n != 1)
+        return NULL;
+    for (size_t i = 0; i < r->nhelpers; i++)
+        if (!strcmp(r->helpers[i].name, p->part[0]))
+            return &r->helpers[i];
+    return NULL;
+}
+
+/* call_helper renders the section's content into a scratch buffer (same
+ * caps: its bytes count against the output cap as if emitted) and appends
+ * what the helper makes of it. */
+static int call_helper(rs *r, const tmpl_helper *h, const node *n, size_t ind, size_t ind_n)
+{
+    buf *saved = r->out;
+    size_t saved_start = r->start;
+    buf scratch;
+    buf_init(&scratch, BUF_NOCAP);
+    r->out = &scratch;
+    r->start = 0;
+    int rc = render_list(r, &n->kids, ind, ind_n, false);
+    r->out = saved;
+    r->start = saved_start;
+    if (!rc) {
+        size_t before = r->out->len;
+        rc = h->fn(h->ud, scratch.data ? scratch.data : "", scratch.len, r->out, r->e);
+        if (!rc && r->out->len - r->start > r->cap) {
+            buf_truncate(r->out, before);
+            rc = td_err_set(r->e, TD_ETOOBIG, "rendered output passes the cap of %zu bytes",
+                            r->cap);
+        }
+    }
+    buf_free(&scratch);
+    return rc;
+}
+
 static int render_list(rs *r, const nlist *l, size_t ind, size_t ind_n, bool first_bol)
 {
     int rc = 0;
@@ -1192,6 +1231,12 @@ static int render_list(rs *r, const nlist *l, size_t ind, size_t ind_n, bool fir
             break;
         }
         case N_SECTION: {
+            const tmpl_helper *h = find_helper(r, &n->p);
+            if (h) {
+                if ((rc = call_helper(r, h, n, ind, ind_n)))
+                    goto out;
+                break;
+            }
             json_t *v = lookup(r, &n->p);
             if (!truthy(v))
                 break;
@@ -1237,7 +1282,15 @@ out:
 int tmpl_render(tmpl *t, json_t *data, tmpl_partial_fn partials, void *ud, buf *out,
                 td_error *e)
 {
+    return tmpl_render_with(t, data, partials, ud, NULL, 0, out, e);
+}
+
+int tmpl_render_with(tmpl *t, json_t *data, tmpl_partial_fn partials, void *ud,
+                     const tmpl_helper *helpers, size_t nhelpers, buf *out, td_error *e)
+{
     rs r = {0};
+    r.helpers = helpers;
+    r.nhelpers = nhelpers;
     r.top = t;
     r.fn = partials;
     r.ud = ud;

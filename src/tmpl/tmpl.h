@@ -52,6 +52,23 @@ int tmpl_compile(const char *src, size_t len, tmpl **out, td_error *e);
 int tmpl_render(tmpl *t, json_t *data, tmpl_partial_fn partials, void *ud, buf *out,
                 td_error *e);
 
+/* A helper: a section whose name is a helper's, {{#track}}...{{/track}},
+ * renders its content as usual into a scratch buffer, then hands the result
+ * to fn, which appends its own output to out (unescaped: fn escapes what it
+ * must). This is how campaign templates wrap a link for click tracking
+ * without the spec's lambdas. fn returns 0 or a TD_E* code with e set. */
+typedef int (*tmpl_helper_fn)(void *ud, const char *text, size_t len, buf *out, td_error *e);
+typedef struct tmpl_helper {
+    const char *name; /* the section name, a single key (no dots) */
+    tmpl_helper_fn fn;
+    void *ud;
+} tmpl_helper;
+
+/* tmpl_render_with is tmpl_render with helpers[0..nhelpers): a section named
+ * as a helper calls the helper instead of looking the name up in data. */
+int tmpl_render_with(tmpl *t, json_t *data, tmpl_partial_fn partials, void *ud,
+                     const tmpl_helper *helpers, size_t nhelpers, buf *out, td_error *e);
+
 /* tmpl_set_limits changes the caps used by later renders of t. */
 void tmpl_set_limits(tmpl *t, const tmpl_limits *l);
 

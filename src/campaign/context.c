@@ -1,0 +1,210 @@
+/* campaign/context: per-recipient template data and the track helper (see
+ * context.h). */
+#include "campaign/context.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/xalloc.h"
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* first_name is the name's first word: enough for "Dear {{first_name}}" in
+ * Latin, Arabic and Thai names alike (all separate names with spaces). */
+static json_t *first_word(const char *name)
+{
+    if (!name)
+        return json_string("");
+    while (*name == ' ')
+        name++;
+    size_t n = strcspn(name, " ");
+    return json_stringn(name, n);
+}
+
+static int add_url(msg_context *c, json_t *obj, const char *key, track_kind kind, td_error *e)
+{
+    buf b;
+    buf_init(&b, BUF_NOCAP);
+    track_claims cl = {.kind = kind,
+                       .campaign_id = c->campaign_id,
+                       .subscriber_id = c->subscriber_id,
+                       .list_id = c->list_id};
+    int rc = track_url(c->key, c->base_url, &cl, &b, e);
+    if (!rc)
+        json_object_set_new(obj, key, json_stringn(b.data, b.len));
+    buf_free(&b);
+    return rc;
+}
+
+json_t *msg_context_data(msg_context *c, const sub_rec *s, td_error *e)
+{
+    c->subscriber_id = s->id;
+    json_error_t je;
+    json_t *attrs = json_loads(s->attribs && *s->attribs ? s->attribs : "{}", 0, &je);
+    if (!json_is_object(attrs)) {
+        json_decref(attrs);
+        td_err_set(e, TD_EINVAL, "the attributes of %s are not a JSON object", s->email);
+        return NULL;
+    }
+    json_t *sub = json_object();
+    json_object_set_new(sub, "id", json_integer(s->id));
+    json_object_set_new(sub, "email", json_string(s->email ? s->email : ""));
+    json_object_set_new(sub, "name", json_string(s->name ? s->name : ""));
+    json_object_set_new(sub, "first_name", first_word(s->name));
+    json_object_set_new(sub, "attributes", attrs);
+    json_object_set_new(sub, "timezone", str_or_null(s->timezone));
+    json_object_set_new(sub, "locale", str_or_null(s->locale));
+
+    json_t *d = json_object();
+    json_object_set_new(d, "subscriber", sub);
+    json_t *list = json_object();
+    json_object_set_new(list, "id", json_integer(c->list_id));
+    json_object_set_new(list, "name", json_string(c->list_name ? c->list_name : ""));
+    json_object_set_new(d, "list", list);
+    json_t *camp = json_object();
+    json_object_set_new(camp, "id", json_integer(c->campaign_id));
+    json_object_set_new(camp, "name", json_string(c->campaign_name ? c->campaign_name : ""));
+    json_object_set_new(camp, "subject", json_string(c->subject ? c->subject : ""));
+    json_object_set_new(d, "campaign", camp);
+    json_t *snd = json_object();
+    json_object_set_new(snd, "name", json_string(c->sender_name ? c->sender_name : ""));
+    json_object_set_new(snd, "first_name", first_word(c->sender_name));
+    json_object_set_new(snd, "email", json_string(c->sender_email ? c->sender_email : ""));
+    json_object_set_new(d, "sender", snd);
+    if (add_url(c, d, "unsubscribe_url", TRACK_UNSUB, e) ||
+        add_url(c, d, "preferences_url", TRACK_PREFS, e) ||
+        add_url(c, d, "view_url", TRACK_VIEW, e) || add_url(c, d, "open_url", TRACK_OPEN, e)) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* decode_entities turns the HTML character references mustache escaping
+ * (and hand-written attribute values) use back into characters. */
+static void decode_entities(const char *s, size_t n, buf *out)
+{
+    static const struct {
+        const char *name;
+        char c;
+    } named[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '&') {
+            buf_putc(out, s[i]);
+            continue;
+        }
+        bool done = false;
+        for (size_t k = 0; k < sizeof named / sizeof named[0] && !done; k++) {
+            size_t l = strlen(named[k].name);
+            if (n - i - 1 >= l && !memcmp(s + i + 1, named[k].name, l)) {
+                buf_putc(out, named[k].c);
+                i += l;
+                done = true;
+            }
+        }
+        if (!done && i + 2 < n && s[i + 1] == '#') {
+            size_t j = i + 2;
+            unsigned long v = 0;
+            bool hex = j < n && (s[j] == 'x' || s[j] == 'X');
+            if (hex)
+                j++;
+            size_t digits = 0;
+            while (j < n && digits < 6) {
+                char ch = s[j];
+                int dv = ch >= '0' && ch <= '9'                ? ch - '0'
+                         : hex && ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                         : hex && ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                                         : -1;
+                if (dv < 0)
+                    break;
+                v = v * (hex ? 16 : 10) + (unsigned long)dv;
+                j++;
+                digits++;
+            }
+            /* Only ASCII references: a URL's other characters are
+             * percent-encoded, and anything else is left as written. */
+            if (digits && j < n && s[j] == ';' && v > 0x20 && v < 0x7f) {
+                buf_putc(out, (char)v);
+                i = j;
+                done = true;
+            }
+        }
+        if (!done)
+            buf_putc(out, '&');
+    }
+}
+
+static bool url_ok(const char *u, size_t n)
+{
+    if (!((n > 7 && !strncasecmp(u, "http://", 7)) || (n > 8 && !strncasecmp(u, "https://", 8))))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static int track_fn(void *ud, const char *text, size_t len, buf *out, td_error *e)
+{
+    struct msg_track_helper *h = ud;
+    buf url;
+    buf_init(&url, BUF_NOCAP);
+    /* Spaces and line breaks around the URL come from template layout. */
+    while (len && (*text == ' ' || *text == '\n' || *text == '\r' || *text == '\t'))
+        text++, len--;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\n' || text[len - 1] == '\r' ||
+                   text[len - 1] == '\t'))
+        len--;
+    if (h->html)
+        decode_entities(text, len, &url);
+    else
+        buf_append(&url, text, len);
+    int rc = TD_OK;
+    if (!url_ok(url.data ? url.data : "", url.len)) {
+        rc = td_err_set(e, TD_EINVAL,
+                        "{{#track}} wraps '%.80s', which is not an http or https URL without "
+                        "spaces",
+                        url.data ? url.data : "");
+    } else {
+        track_claims cl = {.kind = TRACK_CLICK,
+                           .campaign_id = h->c->campaign_id,
+                           .subscriber_id = h->c->subscriber_id,
+                           .list_id = h->c->list_id,
+                           .data = url.data,
+                           .data_len = url.len};
+        buf t;
+        buf_init(&t, BUF_NOCAP);
+        rc = track_url(h->c->key, h->c->base_url, &cl, &t, e);
+        if (!rc) {
+            if (!h->html)
+                buf_append(out, t.data, t.len);
+            else
+                for (size_t i = 0; i < t.len; i++) {
+                    switch (t.data[i]) {
+                    case '&': buf_puts(out, "&amp;"); break;
+                    case '"': buf_puts(out, "&quot;"); break;
+                    case '<': buf_puts(out, "&lt;"); break;
+                    case '>': buf_puts(out, "&gt;"); break;
+                    case '\'': buf_puts(out, "&#39;"); break;
+                    default: buf_putc(out, t.data[i]);
+                    }
+                }
+        }
+        buf_free(&t);
+    }
+    buf_free(&url);
+    return rc;
+}
+
+tmpl_helper msg_context_helper(msg_context *c, bool html)
+{
+    /* The helper's state lives in the context, so nothing is allocated. */
+    struct msg_track_helper *h = &c->helper[html ? 1 : 0];
+    h->c = c;
+    h->html = html;
+    return (tmpl_helper){.name = "track", .fn = track_fn, .ud = h};
+}

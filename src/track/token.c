@@ -1,0 +1,162 @@
+/* track/token: signed tracking tokens (see token.h). HMAC-SHA-256 and
+ * base64url come from libsodium. */
+#include "track/token.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+#define TOKEN_VERSION 1
+#define MAC_LEN 16
+/* version + kind + 3 varints of at most 10 bytes + data + MAC */
+#define PAYLOAD_MAX (2 + 30 + TRACK_DATA_MAX + MAC_LEN)
+
+void track_key(const char *secret, uint8_t key[TRACK_KEY_LEN])
+{
+    if (sodium_init() < 0)
+        abort(); /* no usable libsodium: nothing can be signed */
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    static const char label[] = "tidings track key v1";
+    crypto_hash_sha256_update(&st, (const unsigned char *)label, sizeof label - 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)secret, strlen(secret));
+    crypto_hash_sha256_final(&st, key);
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static bool get_varint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*at >= len)
+            return false;
+        uint8_t b = p[(*at)++];
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void mac(const uint8_t key[TRACK_KEY_LEN], const uint8_t *p, size_t n,
+                uint8_t out[MAC_LEN])
+{
+    uint8_t full[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, TRACK_KEY_LEN);
+    crypto_auth_hmacsha256_update(&st, p, n);
+    crypto_auth_hmacsha256_final(&st, full);
+    memcpy(out, full, MAC_LEN);
+}
+
+int track_token(const uint8_t key[TRACK_KEY_LEN], const track_claims *c, buf *out, td_error *e)
+{
+    if (c->data_len > TRACK_DATA_MAX)
+        return td_err_set(e, TD_EINVAL, "a tracked link is longer than %d bytes", TRACK_DATA_MAX);
+    if (c->campaign_id < 0 || c->subscriber_id < 0 || c->list_id < 0)
+        return td_err_set(e, TD_EINVAL, "a tracking token cannot hold a negative id");
+    uint8_t p[PAYLOAD_MAX];
+    size_t n = 0;
+    p[n++] = TOKEN_VERSION;
+    p[n++] = (uint8_t)c->kind;
+    n += put_varint(p + n, (uint64_t)c->campaign_id);
+    n += put_varint(p + n, (uint64_t)c->subscriber_id);
+    n += put_varint(p + n, (uint64_t)c->list_id);
+    if (c->data_len) {
+        memcpy(p + n, c->data, c->data_len);
+        n += c->data_len;
+    }
+    mac(key, p, n, p + n);
+    n += MAC_LEN;
+    char b64[sodium_base64_ENCODED_LEN(PAYLOAD_MAX, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    sodium_bin2base64(b64, sizeof b64, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    if (buf_puts(out, b64))
+        return td_err_set(e, TD_ETOOBIG, "no room for a tracking token");
+    return TD_OK;
+}
+
+static const char letters[] = {[TRACK_OPEN] = 'o', [TRACK_CLICK] = 'c', [TRACK_UNSUB] = 'u',
+                               [TRACK_PREFS] = 'p', [TRACK_VIEW] = 'v'};
+
+int track_url(const uint8_t key[TRACK_KEY_LEN], const char *base, const track_claims *c, buf *out,
+              td_error *e)
+{
+    if (c->kind < TRACK_OPEN || c->kind > TRACK_VIEW)
+        return td_err_set(e, TD_EINVAL, "unknown tracking link kind %d", (int)c->kind);
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    size_t start = out->len;
+    if (buf_append(out, base, bl) || buf_putc(out, '/') || buf_putc(out, letters[c->kind]) ||
+        buf_putc(out, '/')) {
+        buf_truncate(out, start);
+        return td_err_set(e, TD_ETOOBIG, "no room for a tracking URL");
+    }
+    int rc = track_token(key, c, out, e);
+    if (rc)
+        buf_truncate(out, start);
+    return rc;
+}
+
+int track_open(const uint8_t key[TRACK_KEY_LEN], const char *tok, size_t len, track_claims *c,
+               td_error *e)
+{
+    memset(c, 0, sizeof *c);
+    uint8_t p[PAYLOAD_MAX];
+    size_t n = 0;
+    if (len == 0 || len > sodium_base64_ENCODED_LEN(PAYLOAD_MAX,
+                                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
+        sodium_base642bin(p, sizeof p, tok, len, NULL, &n, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        n < 2 + 3 + MAC_LEN)
+        goto bad;
+    uint8_t want[MAC_LEN];
+    mac(key, p, n - MAC_LEN, want);
+    if (sodium_memcmp(want, p + n - MAC_LEN, MAC_LEN) != 0)
+        goto bad;
+    n -= MAC_LEN;
+    if (p[0] != TOKEN_VERSION || p[1] < TRACK_OPEN || p[1] > TRACK_VIEW)
+        goto bad;
+    size_t at = 2;
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++)
+        if (!get_varint(p, n, &at, &ids[i]) || ids[i] > INT64_MAX)
+            goto bad;
+    c->kind = (track_kind)p[1];
+    c->campaign_id = (int64_t)ids[0];
+    c->subscriber_id = (int64_t)ids[1];
+    c->list_id = (int64_t)ids[2];
+    if (at < n) {
+        c->data_len = n - at;
+        c->data = xstrndup((const char *)p + at, c->data_len);
+        if (strlen(c->data) != c->data_len) { /* a NUL inside: never made by us */
+            track_claims_clear(c);
+            goto bad;
+        }
+    }
+    return TD_OK;
+bad:
+    return td_err_set(e, TD_EINVAL, "the link is not valid (damaged or not made by this server)");
+}
+
+void track_claims_clear(track_claims *c)
+{
+    free(c->data);
+    c->data = NULL;
+    c->data_len = 0;
+}

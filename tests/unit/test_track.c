@@ -1,0 +1,206 @@
+/* Unit tests for track/token, campaign/context and the tmpl helper hook. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "campaign/context.h"
+#include "tmpl/tmpl.h"
+#include "track/token.h"
+
+static uint8_t key[TRACK_KEY_LEN], other[TRACK_KEY_LEN];
+
+static int setup(void **state)
+{
+    (void)state;
+    track_key("0123456789abcdef", key);
+    track_key("another secret", other);
+    return 0;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    static const struct {
+        track_kind kind;
+        int64_t campaign, sub, list;
+        const char *data;
+    } cases[] = {
+        {TRACK_OPEN, 1, 2, 3, NULL},
+        {TRACK_UNSUB, 0, 0, 0, NULL},
+        {TRACK_CLICK, 987654321, INT64_MAX, 7, "https://shop.example/a?b=1&c=%20"},
+        {TRACK_VIEW, 5, 6, 0, NULL},
+        {TRACK_PREFS, 127, 128, 16384, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        track_claims c = {.kind = cases[i].kind,
+                          .campaign_id = cases[i].campaign,
+                          .subscriber_id = cases[i].sub,
+                          .list_id = cases[i].list,
+                          .data = (char *)cases[i].data,
+                          .data_len = cases[i].data ? strlen(cases[i].data) : 0};
+        buf b;
+        buf_init(&b, BUF_NOCAP);
+        assert_int_equal(track_token(key, &c, &b, NULL), TD_OK);
+        for (size_t k = 0; k < b.len; k++) /* URL-safe without escaping */
+            assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789-_",
+                                   b.data[k]));
+        track_claims out;
+        assert_int_equal(track_open(key, b.data, b.len, &out, NULL), TD_OK);
+        assert_int_equal(out.kind, c.kind);
+        assert_true(out.campaign_id == c.campaign_id);
+        assert_true(out.subscriber_id == c.subscriber_id);
+        assert_true(out.list_id == c.list_id);
+        if (cases[i].data)
+            assert_string_equal(out.data, cases[i].data);
+        else
+            assert_null(out.data);
+        track_claims_clear(&out);
+        /* another installation's key, and every single-character edit, fail */
+        assert_int_equal(track_open(other, b.data, b.len, &out, NULL), TD_EINVAL);
+        for (size_t k = 0; k < b.len; k++) {
+            char saved = b.data[k];
+            b.data[k] = saved == 'A' ? 'B' : 'A';
+            td_error e = {0};
+            assert_int_equal(track_open(key, b.data, b.len, &out, &e), TD_EINVAL);
+            assert_non_null(strstr(e.msg, "not valid"));
+            b.data[k] = saved;
+        }
+        buf_free(&b);
+    }
+}
+
+static void test_hostile_tokens(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"", "x", "....", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                      "%00", "a b", "AAAA\nAAAA"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        track_claims out;
+        assert_int_equal(track_open(key, bad[i], strlen(bad[i]), &out, NULL), TD_EINVAL);
+    }
+    char *big = malloc(100000);
+    memset(big, 'A', 100000);
+    track_claims out;
+    assert_int_equal(track_open(key, big, 100000, &out, NULL), TD_EINVAL);
+    free(big);
+    /* an over-long click target is refused when making the token */
+    char *url = malloc(TRACK_DATA_MAX + 2);
+    memset(url, 'a', TRACK_DATA_MAX + 1);
+    url[TRACK_DATA_MAX + 1] = 0;
+    track_claims c = {.kind = TRACK_CLICK, .data = url, .data_len = TRACK_DATA_MAX + 1};
+    buf b;
+    buf_init(&b, BUF_NOCAP);
+    assert_int_equal(track_token(key, &c, &b, NULL), TD_EINVAL);
+    buf_free(&b);
+    free(url);
+}
+
+static void test_url(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b, BUF_NOCAP);
+    track_claims c = {.kind = TRACK_UNSUB, .campaign_id = 1, .subscriber_id = 2};
+    assert_int_equal(track_url(key, "https://news.example.com/", &c, &b, NULL), TD_OK);
+    assert_memory_equal(b.data, "https://news.example.com/u/", 27);
+    buf_free(&b);
+}
+
+/* Renders tpl for one subscriber with the context and the helper. */
+static int render(msg_context *mc, const char *tpl, bool html, char **out, td_error *e)
+{
+    sub_rec s = {.id = 42,
+                 .email = "layla@example.com",
+                 .name = "ليلى حداد",
+                 .attribs = "{\"city\":\"Amman\",\"orders\":3}",
+                 .timezone = "Asia/Amman"};
+    json_t *d = msg_context_data(mc, &s, e);
+    if (!d)
+        return TD_EINVAL;
+    tmpl *t;
+    int rc = tmpl_compile(tpl, strlen(tpl), &t, e);
+    if (!rc) {
+        tmpl_helper h = msg_context_helper(mc, html);
+        buf b;
+        buf_init(&b, BUF_NOCAP);
+        rc = tmpl_render_with(t, d, NULL, NULL, &h, 1, &b, e);
+        *out = rc ? NULL : buf_steal(&b);
+        buf_free(&b);
+        tmpl_free(t);
+    }
+    json_decref(d);
+    return rc;
+}
+
+static void test_context(void **state)
+{
+    (void)state;
+    msg_context mc = {.base_url = "https://news.example.com",
+                      .campaign_id = 7,
+                      .campaign_name = "Spring",
+                      .subject = "Hello",
+                      .list_id = 3,
+                      .list_name = "Customers",
+                      .sender_name = "Somchai Jaidee",
+                      .sender_email = "somchai@example.com"};
+    memcpy(mc.key, key, sizeof key);
+    char *out = NULL;
+    td_error e = {0};
+    assert_int_equal(render(&mc,
+                            "{{subscriber.first_name}}|{{subscriber.attributes.city}}|"
+                            "{{subscriber.attributes.orders}}|{{list.name}}|{{campaign.id}}|"
+                            "{{sender.first_name}}|{{sender.email}}",
+                            true, &out, &e),
+                     TD_OK);
+    assert_string_equal(out, "ليلى|Amman|3|Customers|7|Somchai|somchai@example.com");
+    free(out);
+
+    /* The URLs are signed for this recipient and start from the base URL. */
+    assert_int_equal(render(&mc, "{{{unsubscribe_url}}}", true, &out, &e), TD_OK);
+    assert_memory_equal(out, "https://news.example.com/u/", 27);
+    track_claims c;
+    assert_int_equal(track_open(key, out + 27, strlen(out + 27), &c, NULL), TD_OK);
+    assert_int_equal(c.kind, TRACK_UNSUB);
+    assert_true(c.subscriber_id == 42 && c.campaign_id == 7 && c.list_id == 3);
+    free(out);
+
+    /* {{#track}} wraps a link: entities decoded, the target signed in. */
+    assert_int_equal(render(&mc,
+                            "<a href=\"{{#track}} https://shop.example/p?id={{subscriber.id}}"
+                            "&amp;x=&#49; {{/track}}\">",
+                            true, &out, &e),
+                     TD_OK);
+    assert_memory_equal(out, "<a href=\"https://news.example.com/c/", 36);
+    char *tok = out + 36;
+    *strchr(tok, '"') = 0;
+    assert_int_equal(track_open(key, tok, strlen(tok), &c, NULL), TD_OK);
+    assert_int_equal(c.kind, TRACK_CLICK);
+    assert_string_equal(c.data, "https://shop.example/p?id=42&x=1");
+    track_claims_clear(&c);
+    free(out);
+
+    /* Not a URL, or a javascript: one, is refused with a message. */
+    static const char *const bad[] = {"{{#track}}javascript:alert(1){{/track}}",
+                                      "{{#track}}https://a b{{/track}}", "{{#track}}{{/track}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        td_error e2 = {0};
+        assert_int_equal(render(&mc, bad[i], true, &out, &e2), TD_EINVAL);
+        assert_non_null(strstr(e2.msg, "not an http or https URL"));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_hostile_tokens),
+        cmocka_unit_test(test_url),
+        cmocka_unit_test(test_context),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
