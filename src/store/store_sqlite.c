@@ -50,7 +50,9 @@ static const char *const migrations[] = {
     "  locale TEXT,"
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL);"
-    "CREATE INDEX subscribers_owner ON subscribers(owner_id);"
+    /* Partial: most subscribers have no owner, and a NULL entry per row
+     * costs every insert for nothing. */
+    "CREATE INDEX subscribers_owner ON subscribers(owner_id) WHERE owner_id IS NOT NULL;"
     "CREATE TABLE lists ("
     "  id INTEGER PRIMARY KEY,"
     "  name TEXT NOT NULL UNIQUE,"
@@ -1539,12 +1541,19 @@ static int batch_commit(sq *q, bulk_batch *b, bulk_stats *bs, td_error *e)
     /* One transaction per batch: a crash leaves whole batches or nothing,
      * and the counts are added only once the batch is committed. */
     bulk_stats part = {0};
+    /* The CHECK constraints are not evaluated for bulk rows: every value
+     * was checked in C before it was added (addresses, UTF-8, the JSON of
+     * the attributes, enumerated statuses: audience/import), and
+     * json_valid() alone was 14% of a bulk write. Every other write path
+     * keeps them. */
+    sqlite3_exec(q->db, "PRAGMA ignore_check_constraints = ON", NULL, NULL, NULL);
     int rc = sq_begin(s, e);
     if (!rc)
         rc = bulk_write(q, b, ord, (int64_t)time(NULL), &part, e);
     free(ord);
     if (!rc)
         rc = sq_commit(s, e);
+    sqlite3_exec(q->db, "PRAGMA ignore_check_constraints = OFF", NULL, NULL, NULL);
     if (rc)
         sq_rollback(s);
     else {
