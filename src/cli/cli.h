@@ -24,6 +24,8 @@ int cmd_list(int argc, char **argv);
 int cmd_team(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_message(int argc, char **argv);
 
 /* cli_error prints "tidings: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
