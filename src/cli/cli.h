@@ -24,6 +24,8 @@ int cmd_list(int argc, char **argv);
 int cmd_team(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_message(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
 
 /* cli_error prints "tidings: <message>" to stderr. */

@@ -17,6 +17,8 @@ static const struct command {
     {"team", cmd_team, "add or list teams"},
     {"user", cmd_user, "add or list users"},
     {"demo", cmd_demo, "create a demo database and print a summary"},
+    {"render", cmd_render, "print a mustache template rendered with JSON data"},
+    {"message", cmd_message, "print one complete message exactly as it would be sent"},
     {"dkim", cmd_dkim, "make DKIM keys, list them with their DNS records, sign a message"},
 };
 

@@ -1,0 +1,873 @@
+/* msg: the message builder (see msg.h and docs/internals/mime.md). */
+#include "mime/msg.h"
+
+#include <sodium.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mime/hdr.h"
+#include "mime/html2text.h"
+#include "util/utf8.h"
+#include "util/xalloc.h"
+
+#define BOUNDARY_MIX "=_td_mix"
+#define BOUNDARY_ALT "=_td_alt"
+
+struct msg_envelope {
+    buf hdrs;           /* From, Reply-To, List-Id, Feedback-ID, extra headers */
+    char *msgid_domain; /* right side of generated Message-IDs */
+    char *from_address; /* the default MAIL FROM */
+    bool smtputf8;
+};
+
+/* ---- output with a small staging area, so byte-wise encoders do not call
+ * buf_append per byte ---- */
+
+typedef struct wr {
+    buf *b;
+    size_t n;
+    int rc;
+    char tmp[4096];
+} wr;
+
+static void w_flush(wr *w)
+{
+    if (w->n && !w->rc)
+        w->rc = buf_append(w->b, w->tmp, w->n);
+    w->n = 0;
+}
+
+static void w_put(wr *w, const char *s, size_t n)
+{
+    if (n > sizeof w->tmp - w->n) {
+        w_flush(w);
+        if (n >= sizeof w->tmp) {
+            if (!w->rc)
+                w->rc = buf_append(w->b, s, n);
+            return;
+        }
+    }
+    memcpy(w->tmp + w->n, s, n);
+    w->n += n;
+}
+
+static inline void w_putc(wr *w, char c)
+{
+    if (w->n == sizeof w->tmp)
+        w_flush(w);
+    w->tmp[w->n++] = c;
+}
+
+static void w_puts(wr *w, const char *s)
+{
+    w_put(w, s, strlen(s));
+}
+
+/* ---- checks ---- */
+
+static bool reserved_header(const char *name)
+{
+    static const char *const names[] = {"From",
+                                        "To",
+                                        "Cc",
+                                        "Bcc",
+                                        "Subject",
+                                        "Date",
+                                        "Message-ID",
+                                        "Reply-To",
+                                        "Sender",
+                                        "MIME-Version",
+                                        "List-Unsubscribe",
+                                        "List-Unsubscribe-Post",
+                                        "List-Id",
+                                        "Feedback-ID",
+                                        "Return-Path",
+                                        "DKIM-Signature",
+                                        NULL};
+    for (size_t i = 0; names[i]; i++)
+        if (!strcasecmp(name, names[i]))
+            return true;
+    return !strncasecmp(name, "Content-", 8);
+}
+
+static int extra_headers(buf *out, const msg_header *h, size_t n, td_error *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = hdr_name_ok(h[i].name, e);
+        if (rc)
+            return rc;
+        if (reserved_header(h[i].name))
+            return td_err_set(e, TD_EINVAL,
+                              "the extra header %s is one the message builder writes itself",
+                              h[i].name);
+        const char *v = h[i].value ? h[i].value : "";
+        if ((rc = hdr_text(out, h[i].name, v, strlen(v), e)))
+            return rc;
+    }
+    return TD_OK;
+}
+
+/* mailbox parses "Name <addr>" and writes field `name` for it. */
+static int mailbox_field(buf *out, const char *field, const char *what, const char *s, addr *a,
+                         bool *smtputf8, td_error *e)
+{
+    char *dn = NULL;
+    td_error ae = {0};
+    if (addr_parse_mailbox(s, &dn, a, &ae))
+        return td_err_set(e, TD_EINVAL, "%s: %s", what, ae.msg);
+    hdr_mailbox mb = {dn, a};
+    int rc = hdr_mailboxes(out, field, &mb, 1, smtputf8, e);
+    free(dn);
+    return rc;
+}
+
+static bool is_attr_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$&+-.^_`|~", c));
+}
+
+/* ---- envelope ---- */
+
+int msg_envelope_new(const msg_envelope_spec *spec, msg_envelope **out, td_error *e)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return td_err_set(e, TD_EINTERNAL, "libsodium could not start");
+    msg_envelope *env = xcalloc(1, sizeof *env);
+    buf_init(&env->hdrs, 64 * 1024);
+    int rc;
+    addr from = {0}, rt = {0};
+    if (!spec->from) {
+        rc = td_err_set(e, TD_EINVAL, "the message needs a From address");
+        goto fail;
+    }
+    if ((rc = mailbox_field(&env->hdrs, "From", "From", spec->from, &from, &env->smtputf8, e)))
+        goto fail;
+    if (spec->reply_to && (rc = mailbox_field(&env->hdrs, "Reply-To", "Reply-To", spec->reply_to,
+                                              &rt, &env->smtputf8, e)))
+        goto fail;
+    if (spec->list_id &&
+        (rc = hdr_list_id(&env->hdrs, "List-Id", spec->list_name, spec->list_id, e)))
+        goto fail;
+    if (spec->feedback_id &&
+        (rc = hdr_raw(&env->hdrs, "Feedback-ID", spec->feedback_id, strlen(spec->feedback_id), e)))
+        goto fail;
+    if ((rc = extra_headers(&env->hdrs, spec->headers, spec->nheaders, e)))
+        goto fail;
+    const char *dom = spec->msgid_domain ? spec->msgid_domain : from.domain;
+    for (const char *p = dom; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("<>@\"", *p)) {
+            rc = td_err_set(e, TD_EINVAL,
+                            "the Message-ID domain '%s' must be ASCII without spaces or <>@",
+                            spec->msgid_domain ? spec->msgid_domain : "");
+            goto fail;
+        }
+    env->msgid_domain = xstrdup(dom);
+    env->from_address = xstrdup(from.address);
+    addr_clear(&from);
+    addr_clear(&rt);
+    *out = env;
+    return TD_OK;
+fail:
+    addr_clear(&from);
+    addr_clear(&rt);
+    msg_envelope_free(env);
+    return rc;
+}
+
+void msg_envelope_free(msg_envelope *env)
+{
+    if (!env)
+        return;
+    buf_free(&env->hdrs);
+    free(env->msgid_domain);
+    free(env->from_address);
+    free(env);
+}
+
+/* ---- body encoders ---- */
+
+enum { CTE_7BIT, CTE_QP, CTE_B64 };
+static const char *const cte_names[] = {"7bit", "quoted-printable", "base64"};
+
+/* choose_cte picks the transfer encoding of a text part from its content:
+ * 7bit when it is ASCII without controls in lines of at most 78 octets (and
+ * without "=_", so it cannot hold a boundary, nor a line starting "From "
+ * that mbox tools would mangle); else quoted-printable when its size is no
+ * more than base64's, else base64. */
+static int choose_cte(const char *s, size_t n)
+{
+    size_t hi = 0, esc = 0, lines = 1, maxline = 0, ls = 0;
+    bool not7 = false;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x7f && c != '=')
+            continue;
+        if (c == '\r' || c == '\n') {
+            if (i - ls > maxline)
+                maxline = i - ls;
+            if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+                i++;
+            lines++;
+            ls = i + 1;
+            if (n - ls >= 5 && p[ls] == 'F' && !memcmp(p + ls, "From ", 5))
+                not7 = true;
+        } else if (c >= 0x80) {
+            hi++;
+        } else if (c != '=') {
+            if (c != '\t') {
+                esc++;
+                not7 = true;
+            }
+        } else {
+            esc++;
+            if (i + 1 < n && p[i + 1] == '_')
+                not7 = true;
+        }
+    }
+    if (n - ls > maxline)
+        maxline = n - ls;
+    if (n >= 5 && !memcmp(s, "From ", 5))
+        not7 = true;
+    if (!hi && !not7 && maxline <= HDR_FOLD)
+        return CTE_7BIT;
+    size_t qp = n + 2 * (hi + esc);
+    qp += qp / 73 * 3 + lines;
+    size_t b64 = (n + lines + 2) / 3 * 4;
+    b64 += b64 / 76 * 2;
+    return qp <= b64 ? CTE_QP : CTE_B64;
+}
+
+/* put_7bit copies text with every line ending made CRLF. */
+static void put_7bit(wr *w, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] != '\r' && s[j] != '\n')
+            j++;
+        w_put(w, s + i, j - i);
+        if (j < n) {
+            w_put(w, "\r\n", 2);
+            if (s[j] == '\r' && j + 1 < n && s[j + 1] == '\n')
+                j++;
+            j++;
+        }
+        i = j;
+    }
+}
+
+static const char hexd[] = "0123456789ABCDEF";
+
+static bool qp_literal(unsigned char c)
+{
+    return c >= 33 && c <= 126 && c != '=';
+}
+
+/* put_qp writes quoted-printable (RFC 2045 6.7): lines of at most 76
+ * characters, blanks before a line end encoded, "From " at the start of a
+ * line written =46rom, every line ending CRLF. */
+static void put_qp(wr *w, const char *s, size_t n)
+{
+    size_t col = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\r' || c == '\n') {
+            if (c == '\r' && i + 1 < n && s[i + 1] == '\n')
+                i++;
+            w_put(w, "\r\n", 2);
+            col = 0;
+            i++;
+            continue;
+        }
+        /* a run of plain characters goes in one copy */
+        if (qp_literal(c) && !(col == 0 && c == 'F')) {
+            size_t j = i;
+            size_t room = 75 - col;
+            /* blanks are plain too unless a line end follows them */
+            while (j < n && j - i < room) {
+                unsigned char d = (unsigned char)s[j];
+                if (qp_literal(d) ||
+                    ((d == ' ' || d == '\t') && j + 1 < n && s[j + 1] != '\r' && s[j + 1] != '\n'))
+                    j++;
+                else
+                    break;
+            }
+            w_put(w, s + i, j - i);
+            col += j - i;
+            i = j;
+            if (col >= 75 && i < n && s[i] != '\r' && s[i] != '\n') {
+                w_put(w, "=\r\n", 3);
+                col = 0;
+            }
+            continue;
+        }
+        bool eol = i + 1 == n || s[i + 1] == '\r' || s[i + 1] == '\n';
+        bool lit = qp_literal(c) || ((c == ' ' || c == '\t') && !eol);
+        if (col + (lit ? 1 : 3) > 75) {
+            w_put(w, "=\r\n", 3);
+            col = 0;
+        }
+        if (col == 0 && c == 'F' && n - i >= 5 && !memcmp(s + i, "From ", 5))
+            lit = false;
+        if (lit) {
+            w_putc(w, (char)c);
+            col++;
+        } else {
+            char q[3] = {'=', hexd[c >> 4], hexd[c & 15]};
+            w_put(w, q, 3);
+            col += 3;
+        }
+        i++;
+    }
+}
+
+static const char b64d[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* put_b64 writes base64 in lines of 76 characters separated by CRLF, with
+ * no CRLF after the last line (the boundary delimiter brings it). */
+static void put_b64(wr *w, const unsigned char *p, size_t n)
+{
+    char line[80];
+    size_t i = 0;
+    bool first = true;
+    while (i < n) {
+        size_t m = n - i < 57 ? n - i : 57, k = 0, l = 0;
+        for (; k + 3 <= m; k += 3) {
+            const unsigned char *q = p + i + k;
+            line[l++] = b64d[q[0] >> 2];
+            line[l++] = b64d[((q[0] & 3) << 4) | (q[1] >> 4)];
+            line[l++] = b64d[((q[1] & 15) << 2) | (q[2] >> 6)];
+            line[l++] = b64d[q[2] & 63];
+        }
+        if (m - k == 1) {
+            const unsigned char *q = p + i + k;
+            line[l++] = b64d[q[0] >> 2];
+            line[l++] = b64d[(q[0] & 3) << 4];
+            line[l++] = '=';
+            line[l++] = '=';
+        } else if (m - k == 2) {
+            const unsigned char *q = p + i + k;
+            line[l++] = b64d[q[0] >> 2];
+            line[l++] = b64d[((q[0] & 3) << 4) | (q[1] >> 4)];
+            line[l++] = b64d[(q[1] & 15) << 2];
+            line[l++] = '=';
+        }
+        if (!first)
+            w_put(w, "\r\n", 2);
+        w_put(w, line, l);
+        first = false;
+        i += m;
+    }
+}
+
+/* canon_crlf copies text into scratch with CRLF line ends (the canonical
+ * form that base64 of a text part must encode, RFC 2045 6.8). */
+static int canon_crlf(buf *scratch, const char *s, size_t n)
+{
+    buf_reset(scratch);
+    wr w = {.b = scratch};
+    put_7bit(&w, s, n);
+    w_flush(&w);
+    return w.rc;
+}
+
+/* text_part writes a text part's headers and body; the body has no final
+ * CRLF of its own unless the text ends with a line end. */
+static void text_part(wr *w, const char *subtype, const char *s, size_t n, buf *scratch)
+{
+    int cte = choose_cte(s, n);
+    w_puts(w, "Content-Type: text/");
+    w_puts(w, subtype);
+    w_puts(w, "; charset=utf-8\r\nContent-Transfer-Encoding: ");
+    w_puts(w, cte_names[cte]);
+    w_put(w, "\r\n\r\n", 4);
+    if (cte == CTE_7BIT) {
+        put_7bit(w, s, n);
+    } else if (cte == CTE_QP) {
+        put_qp(w, s, n);
+    } else {
+        int rc = canon_crlf(scratch, s, n);
+        if (rc && !w->rc)
+            w->rc = rc;
+        put_b64(w, (const unsigned char *)scratch->data, scratch->len);
+    }
+}
+
+/* put_param writes `; attr="value"` or, for non-ASCII, quotes or a long
+ * value, RFC 2231 `; attr*=utf-8''%..` in continuations of at most 60
+ * characters, each on its own folded line. */
+static void put_param(wr *w, const char *attr, const char *v)
+{
+    size_t n = strlen(v);
+    bool plain = n <= 60;
+    for (size_t i = 0; i < n && plain; i++) {
+        unsigned char c = (unsigned char)v[i];
+        plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    }
+    if (plain) {
+        w_puts(w, ";\r\n ");
+        w_puts(w, attr);
+        w_puts(w, "=\"");
+        w_put(w, v, n);
+        w_putc(w, '"');
+        return;
+    }
+    /* count the encoded length to know whether continuations are needed */
+    size_t enc = 0;
+    for (size_t i = 0; i < n; i++)
+        enc += is_attr_char((unsigned char)v[i]) ? 1 : 3;
+    bool cont = enc + 7 > 60;
+    size_t i = 0;
+    int seg = 0;
+    while (i < n) {
+        char head[48];
+        if (cont)
+            snprintf(head, sizeof head, ";\r\n %s*%d*=%s", attr, seg, seg == 0 ? "utf-8''" : "");
+        else
+            snprintf(head, sizeof head, ";\r\n %s*=utf-8''", attr);
+        w_puts(w, head);
+        size_t used = 0;
+        while (i < n) {
+            /* whole characters per segment, so each one decodes alone */
+            unsigned char c = (unsigned char)v[i];
+            size_t cl = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            size_t cost = 0;
+            for (size_t k = 0; k < cl && i + k < n; k++)
+                cost += is_attr_char((unsigned char)v[i + k]) ? 1 : 3;
+            if (used && used + cost > 54)
+                break;
+            for (size_t k = 0; k < cl && i < n; k++, i++) {
+                unsigned char d = (unsigned char)v[i];
+                if (is_attr_char(d)) {
+                    w_putc(w, (char)d);
+                } else {
+                    char q[3] = {'%', hexd[d >> 4], hexd[d & 15]};
+                    w_put(w, q, 3);
+                }
+            }
+            used += cost;
+        }
+        seg++;
+    }
+}
+
+static int check_attachment(const msg_attachment *a, size_t idx, td_error *e)
+{
+    const char *fn = a->filename;
+    size_t n = fn ? strlen(fn) : 0;
+    if (n == 0 || n > MSG_FILENAME_MAX)
+        return td_err_set(e, TD_EINVAL, "attachment %zu: the file name must be 1 to %d bytes",
+                          idx + 1, MSG_FILENAME_MAX);
+    size_t bad;
+    if (!utf8_valid(fn, n, &bad))
+        return td_err_set(e, TD_EINVAL, "attachment %zu: the file name is not valid UTF-8",
+                          idx + 1);
+    if (utf8_has_ctl(fn, n) || strchr(fn, '/') || strchr(fn, '\\'))
+        return td_err_set(e, TD_EINVAL,
+                          "attachment %zu: the file name may not hold '/', '\\' or control "
+                          "characters",
+                          idx + 1);
+    if (a->content_type) {
+        const char *ct = a->content_type;
+        const char *slash = strchr(ct, '/');
+        bool ok = slash && slash != ct && slash[1] && strlen(ct) <= 127;
+        for (const char *p = ct; ok && *p; p++) {
+            unsigned char c = (unsigned char)*p;
+            ok = p == slash || (c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?=", c));
+        }
+        if (!ok)
+            return td_err_set(e, TD_EINVAL,
+                              "attachment %zu: the content type '%.40s' is not type/subtype",
+                              idx + 1, ct);
+        if (!strncasecmp(ct, "multipart/", 10) || !strncasecmp(ct, "message/", 8))
+            return td_err_set(e, TD_EINVAL,
+                              "attachment %zu: multipart/ and message/ types cannot be "
+                              "attached as files; use application/octet-stream",
+                              idx + 1);
+    }
+    if (a->len && !a->data)
+        return td_err_set(e, TD_EINVAL, "attachment %zu has no data", idx + 1);
+    return TD_OK;
+}
+
+static void attachment_part(wr *w, const msg_attachment *a)
+{
+    w_puts(w, "Content-Type: ");
+    w_puts(w, a->content_type ? a->content_type : "application/octet-stream");
+    put_param(w, "name", a->filename);
+    w_puts(w, "\r\nContent-Disposition: attachment");
+    put_param(w, "filename", a->filename);
+    w_puts(w, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    put_b64(w, a->data, a->len);
+}
+
+/* ---- headers of one message ---- */
+
+static int check_body(const char *what, const char *s, size_t n, td_error *e)
+{
+    /* the ASCII prefix, 8 bytes at a time, before the full check */
+    size_t a = 0;
+    for (; a + 8 <= n; a += 8) {
+        uint64_t w;
+        memcpy(&w, s + a, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+    }
+    size_t bad = 0;
+    if (!utf8_valid(s + a, n - a, &bad) && (bad += a, true))
+        return td_err_set(e, TD_EINVAL, "the %s is not valid UTF-8 (byte %zu)", what, bad + 1);
+    const char *z = memchr(s, '\0', n);
+    if (z)
+        return td_err_set(e, TD_EINVAL, "the %s holds a NUL byte (byte %zu)", what,
+                          (size_t)(z - s) + 1);
+    return TD_OK;
+}
+
+static int message_id(const msg_envelope *env, const char *given, char *out, td_error *e)
+{
+    if (!given) {
+        unsigned char r[16];
+        randombytes_buf(r, sizeof r);
+        char hex[33];
+        for (size_t i = 0; i < 16; i++) {
+            hex[2 * i] = "0123456789abcdef"[r[i] >> 4];
+            hex[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+        }
+        hex[32] = '\0';
+        if ((size_t)snprintf(out, MSG_ID_MAX + 1, "%s@%s", hex, env->msgid_domain) > MSG_ID_MAX)
+            return td_err_set(e, TD_EINVAL, "the Message-ID domain is too long");
+        return TD_OK;
+    }
+    size_t n = strlen(given);
+    if (n >= 2 && given[0] == '<' && given[n - 1] == '>')
+        given++, n -= 2;
+    const char *at = memchr(given, '@', n);
+    bool ok = n > 0 && n <= MSG_ID_MAX && at && at != given && at + 1 < given + n;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)given[i];
+        ok = c > 0x20 && c < 0x7f && c != '<' && c != '>' && c != '"' && c != '\\' &&
+             (c != '@' || given + i == at);
+    }
+    if (!ok)
+        return td_err_set(e, TD_EINVAL,
+                          "the Message-ID must be left@right in printable ASCII (at most %d "
+                          "characters, no spaces or <>)",
+                          MSG_ID_MAX);
+    memcpy(out, given, n);
+    out[n] = '\0';
+    return TD_OK;
+}
+
+/* unsubscribe writes List-Unsubscribe and, for an https URL,
+ * List-Unsubscribe-Post (RFC 2369, RFC 8058). */
+static int unsubscribe(buf *out, const msg_spec *s, td_error *e)
+{
+    if (!s->unsubscribe_url && !s->unsubscribe_mailto)
+        return TD_OK;
+    char v[MSG_URL_MAX + ADDR_MAX * 3 + 64];
+    size_t k = 0;
+    if (s->unsubscribe_url) {
+        const char *u = s->unsubscribe_url;
+        size_t n = strlen(u);
+        if (n > MSG_URL_MAX || strncasecmp(u, "https://", 8) || n == 8)
+            return td_err_set(e, TD_EINVAL,
+                              "the unsubscribe URL must be an https:// URL of at most %d "
+                              "characters (RFC 8058 one-click needs https)",
+                              MSG_URL_MAX);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)u[i];
+            if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>' || c == '"')
+                return td_err_set(e, TD_EINVAL,
+                                  "the unsubscribe URL holds a byte a URL may not (byte %zu); "
+                                  "percent-encode it",
+                                  i + 1);
+        }
+        v[k++] = '<';
+        memcpy(v + k, u, n);
+        k += n;
+        v[k++] = '>';
+    }
+    if (s->unsubscribe_mailto) {
+        addr a;
+        td_error ae = {0};
+        if (addr_parse(s->unsubscribe_mailto, strlen(s->unsubscribe_mailto), &a, &ae))
+            return td_err_set(e, TD_EINVAL, "the unsubscribe address: %s", ae.msg);
+        if (a.smtputf8) {
+            addr_clear(&a);
+            return td_err_set(e, TD_EINVAL, "the unsubscribe address must be ASCII");
+        }
+        if (k) {
+            memcpy(v + k, ", ", 2);
+            k += 2;
+        }
+        memcpy(v + k, "<mailto:", 8);
+        k += 8;
+        for (const char *p = a.address; *p; p++) {
+            unsigned char c = (unsigned char)*p;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                strchr("-._~!$'*+;:@", c)) {
+                v[k++] = (char)c;
+            } else {
+                v[k++] = '%';
+                v[k++] = hexd[c >> 4];
+                v[k++] = hexd[c & 15];
+            }
+        }
+        addr_clear(&a);
+        memcpy(v + k, "?subject=unsubscribe>", 21);
+        k += 21;
+    }
+    int rc = hdr_raw(out, "List-Unsubscribe", v, k, e);
+    if (!rc && s->unsubscribe_url) {
+        static const char post[] = "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
+        rc = buf_append(out, post, sizeof post - 1);
+        if (rc)
+            td_err_set(e, rc, "the message is over its size cap");
+    }
+    return rc;
+}
+
+int msg_build(const msg_envelope *env, const msg_spec *s, buf *out, msg_info *info, td_error *e)
+{
+    msg_info local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    info->smtputf8 = env->smtputf8;
+    size_t len0 = out->len;
+    int rc = TD_OK;
+    addr to = {0};
+    buf text, scratch;
+    buf_init(&text, BUF_NOCAP);
+    buf_init(&scratch, BUF_NOCAP);
+
+    if (!s->html && !s->text) {
+        rc = td_err_set(e, TD_EINVAL, "the message needs an HTML or a text version");
+        goto out;
+    }
+    if (s->html && (rc = check_body("HTML", s->html, s->html_len, e)))
+        goto out;
+    if (s->text && (rc = check_body("text version", s->text, s->text_len, e)))
+        goto out;
+    if (s->nattachments > MSG_MAX_ATTACHMENTS) {
+        rc = td_err_set(e, TD_EINVAL, "at most %d attachments", MSG_MAX_ATTACHMENTS);
+        goto out;
+    }
+    for (size_t i = 0; i < s->nattachments; i++)
+        if ((rc = check_attachment(&s->attachments[i], i, e)))
+            goto out;
+
+    /* the envelope sender */
+    const char *rp = s->return_path ? s->return_path : env->from_address;
+    {
+        addr a;
+        td_error ae = {0};
+        if (addr_parse(rp, strlen(rp), &a, &ae)) {
+            rc = td_err_set(e, TD_EINVAL, "the return path: %s", ae.msg);
+            goto out;
+        }
+        snprintf(info->mail_from, sizeof info->mail_from, "%s", a.address);
+        info->smtputf8 |= a.smtputf8;
+        addr_clear(&a);
+    }
+    if ((rc = message_id(env, s->message_id, info->message_id, e)))
+        goto out;
+
+    /* headers */
+    if ((rc = hdr_date(out, "Date", s->date ? s->date : time(NULL)))) {
+        td_err_set(e, rc, "the message is over its size cap");
+        goto out;
+    }
+    if ((rc = buf_printf(out, "Message-ID: <%s>\r\n", info->message_id))) {
+        td_err_set(e, rc, "the message is over its size cap");
+        goto out;
+    }
+    if ((rc = buf_append(out, env->hdrs.data, env->hdrs.len))) {
+        td_err_set(e, rc, "the message is over its size cap");
+        goto out;
+    }
+    if (!s->to) {
+        rc = td_err_set(e, TD_EINVAL, "the message needs a To address");
+        goto out;
+    }
+    if ((rc = mailbox_field(out, "To", "To", s->to, &to, &info->smtputf8, e)))
+        goto out;
+    snprintf(info->rcpt_to, sizeof info->rcpt_to, "%s", to.address);
+    if ((rc = hdr_text(out, "Subject", s->subject ? s->subject : "",
+                       s->subject ? s->subject_len : 0, e)))
+        goto out;
+    if ((rc = unsubscribe(out, s, e)))
+        goto out;
+    if ((rc = extra_headers(out, s->headers, s->nheaders, e)))
+        goto out;
+
+    /* body */
+    const char *tx = s->text;
+    size_t txn = s->text_len;
+    if (!tx) {
+        if ((rc = html2text(s->html, s->html_len, 0, &text, e)))
+            goto out;
+        tx = text.data;
+        txn = text.len;
+    }
+    wr wbuf;
+    wr *w = &wbuf;
+    w->b = out;
+    w->n = 0;
+    w->rc = 0;
+    w_puts(w, "MIME-Version: 1.0\r\n");
+    if (s->nattachments)
+        w_puts(w, "Content-Type: multipart/mixed; boundary=\"" BOUNDARY_MIX "\"\r\n\r\n"
+                  "--" BOUNDARY_MIX "\r\n");
+    if (s->html) {
+        w_puts(w, "Content-Type: multipart/alternative; boundary=\"" BOUNDARY_ALT "\"\r\n\r\n"
+                  "--" BOUNDARY_ALT "\r\n");
+        text_part(w, "plain", tx, txn, &scratch);
+        w_puts(w, "\r\n--" BOUNDARY_ALT "\r\n");
+        text_part(w, "html", s->html, s->html_len, &scratch);
+        w_puts(w, "\r\n--" BOUNDARY_ALT "--");
+    } else {
+        text_part(w, "plain", tx, txn, &scratch);
+    }
+    for (size_t i = 0; i < s->nattachments; i++) {
+        w_puts(w, "\r\n--" BOUNDARY_MIX "\r\n");
+        attachment_part(w, &s->attachments[i]);
+    }
+    if (s->nattachments)
+        w_puts(w, "\r\n--" BOUNDARY_MIX "--");
+    w_flush(w);
+    /* the message ends with a line end */
+    if (!w->rc && !(out->len >= 2 && !memcmp(out->data + out->len - 2, "\r\n", 2)))
+        w->rc = buf_append(out, "\r\n", 2);
+    rc = w->rc;
+    if (rc)
+        td_err_set(e, rc, "the message is over its size cap");
+out:
+    addr_clear(&to);
+    buf_free(&text);
+    buf_free(&scratch);
+    if (rc)
+        buf_truncate(out, len0);
+    return rc;
+}
+
+/* ---- VERP ---- */
+
+static bool verp_part_ok(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > MSG_VERP_PART_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int msg_verp_build(const char *base, const char *campaign, const char *token, const char *domain,
+                   char *out, td_error *e)
+{
+    out[0] = '\0';
+    if (!base || !campaign || !token || !domain || !verp_part_ok(base) || !verp_part_ok(campaign) ||
+        !verp_part_ok(token))
+        return td_err_set(e, TD_EINVAL,
+                          "a VERP base, campaign and token must each be 1 to %d of a-z, 0-9, "
+                          "'-' and '_'",
+                          MSG_VERP_PART_MAX);
+    char s[512];
+    int n = snprintf(s, sizeof s, "%s+%s.%s@%s", base, campaign, token, domain);
+    if (n < 0 || (size_t)n >= sizeof s)
+        return td_err_set(e, TD_EINVAL, "the VERP domain is too long");
+    addr a;
+    td_error ae = {0};
+    if (addr_parse(s, (size_t)n, &a, &ae))
+        return td_err_set(e, TD_EINVAL, "the VERP address is not valid: %s", ae.msg);
+    snprintf(out, ADDR_MAX + 3, "%s", a.address);
+    addr_clear(&a);
+    return TD_OK;
+}
+
+int msg_verp_parse(const char *address, const char *base, msg_verp *out, td_error *e)
+{
+    memset(out, 0, sizeof *out);
+    addr a;
+    td_error ae = {0};
+    if (!address || addr_parse(address, strlen(address), &a, &ae))
+        return td_err_set(e, TD_EINVAL, "not an address: %s", ae.msg);
+    int rc = TD_OK;
+    size_t bl = strlen(base);
+    char local[ADDR_LOCAL_MAX + 1];
+    size_t ln = strlen(a.local);
+    if (ln > ADDR_LOCAL_MAX) {
+        rc = td_err_set(e, TD_EINVAL, "the local part is too long for a VERP address");
+        goto out;
+    }
+    for (size_t i = 0; i <= ln; i++) /* relays may change case; ours is lower */
+        local[i] =
+            a.local[i] >= 'A' && a.local[i] <= 'Z' ? (char)(a.local[i] - 'A' + 'a') : a.local[i];
+    if (ln <= bl + 1 || strncmp(local, base, bl) || local[bl] != '+') {
+        rc = td_err_set(e, TD_EINVAL, "the address does not start with '%s+'", base);
+        goto out;
+    }
+    const char *c = local + bl + 1;
+    const char *dot = strchr(c, '.');
+    if (!dot || (size_t)(dot - c) > MSG_VERP_PART_MAX || strlen(dot + 1) > MSG_VERP_PART_MAX) {
+        rc = td_err_set(e, TD_EINVAL, "the address has no campaign.token after '%s+'", base);
+        goto out;
+    }
+    memcpy(out->campaign, c, (size_t)(dot - c));
+    out->campaign[dot - c] = '\0';
+    snprintf(out->token, sizeof out->token, "%s", dot + 1);
+    if (!verp_part_ok(out->campaign) || !verp_part_ok(out->token)) {
+        rc = td_err_set(e, TD_EINVAL,
+                        "the campaign or token holds a character VERP never "
+                        "writes");
+        goto out;
+    }
+    snprintf(out->domain, sizeof out->domain, "%s", a.domain);
+out:
+    if (rc)
+        memset(out, 0, sizeof *out);
+    addr_clear(&a);
+    return rc;
+}
+
+size_t msg_text_unescape(char *s, size_t len)
+{
+    static const struct {
+        const char *ent;
+        size_t n;
+        char c;
+    } ents[] = {{"&amp;", 5, '&'},
+                {"&lt;", 4, '<'},
+                {"&gt;", 4, '>'},
+                {"&quot;", 6, '"'},
+                {"&#39;", 5, '\''}};
+    size_t r = 0, o = 0;
+    while (r < len) {
+        if (s[r] == '&') {
+            size_t k = 0;
+            for (; k < sizeof ents / sizeof ents[0]; k++)
+                if (len - r >= ents[k].n && !memcmp(s + r, ents[k].ent, ents[k].n))
+                    break;
+            if (k < sizeof ents / sizeof ents[0]) {
+                s[o++] = ents[k].c;
+                r += ents[k].n;
+                continue;
+            }
+        }
+        s[o++] = s[r++];
+    }
+    if (o < len)
+        s[o] = '\0';
+    return o;
+}
