@@ -12,7 +12,7 @@ set -eu
 # Makefile's PKGS list.
 run_pkgs="make gcc pkg-config ca-certificates tzdata
   libsqlite3-dev libidn2-dev libssl-dev libjansson-dev libsodium-dev
-  libgmime-3.0-dev libpcre2-dev libunistring-dev"
+  libgmime-3.0-dev libpcre2-dev libunistring-dev libxml2-dev"
 
 # Tests: clang with its sanitizer/libFuzzer runtime, cmocka for the unit
 # tests, Debian's Python with dkimpy as an independent DKIM verifier, and

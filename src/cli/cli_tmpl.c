@@ -51,6 +51,13 @@ json_t *cli_tmpl_data(const char *path)
 int cli_tmpl_render(const char *what, const char *src, size_t n, json_t *data, const char *partials,
                     buf *out)
 {
+    return cli_tmpl_render_with(what, src, n, data, partials, NULL, 0, out);
+}
+
+int cli_tmpl_render_with(const char *what, const char *src, size_t n, json_t *data,
+                         const char *partials, const tmpl_helper *helpers, size_t nhelpers,
+                         buf *out)
+{
     td_error e = {0};
     tmpl *t = NULL;
     tmpl_dir *d = NULL;
@@ -63,7 +70,7 @@ int cli_tmpl_render(const char *what, const char *src, size_t n, json_t *data, c
         cli_error("%s", e.msg);
         goto out;
     }
-    if (tmpl_render(t, data, d ? tmpl_dir_partial : NULL, d, out, &e)) {
+    if (tmpl_render_with(t, data, d ? tmpl_dir_partial : NULL, d, helpers, nhelpers, out, &e)) {
         cli_error("%s: %s", what, e.msg);
         goto out;
     }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "tmpl/tmpl.h"
 #include "util/buf.h"
 
 /* cli_tmpl_read appends the whole of path ("-": standard input) to b (the
@@ -26,5 +27,10 @@ json_t *cli_tmpl_data(const char *path);
  * to out. Returns 0 or -1. */
 int cli_tmpl_render(const char *what, const char *src, size_t n, json_t *data, const char *partials,
                     buf *out);
+
+/* cli_tmpl_render_with is cli_tmpl_render with template helpers (tmpl.h). */
+int cli_tmpl_render_with(const char *what, const char *src, size_t n, json_t *data,
+                         const char *partials, const tmpl_helper *helpers, size_t nhelpers,
+                         buf *out);
 
 #endif
