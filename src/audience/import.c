@@ -18,7 +18,7 @@
 #define MAX_COLUMNS 256
 
 enum col_kind { COL_EMAIL, COL_NAME, COL_ATTRIBUTES, COL_TZ, COL_LOCALE, COL_SUBSCRIPTION,
-                COL_ATTR };
+                COL_STATUS, COL_ATTR };
 
 struct column {
     enum col_kind kind;
@@ -38,8 +38,8 @@ struct importer {
     buf attribs, name; /* per-row scratch, reused */
 };
 
-static const char *const reserved[] = {"email", "name", "attributes", "timezone", "locale",
-                                       "subscription"};
+static const char *const reserved[] = {"email",  "name",         "attributes", "timezone",
+                                       "locale", "subscription", "status"};
 
 static void trim(const char **s, size_t *n)
 {
@@ -104,46 +104,16 @@ static int read_header(struct importer *im, const csv_record *rec, td_error *e)
     return TD_OK;
 }
 
-/* is_json_number is true for a cell that JSON reads as a number: those stay
- * numbers, written as they are; everything else (zip codes with leading
- * zeros, phone numbers with '+') is text. */
-static bool is_json_number(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return false;
-    if (s[i] == '0')
-        i++;
-    else if (s[i] >= '1' && s[i] <= '9')
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    else
-        return false;
-    if (i < n && s[i] == '.') {
-        size_t k = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == k)
-            return false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t k = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == k)
-            return false;
-    }
-    return i == n && n <= 24;
-}
-
 static int append_cell(buf *b, const char *f, size_t n)
 {
-    return is_json_number(f, n) ? buf_append(b, f, n) : jsonstr_append(b, f, n);
+    /* Numbers stay numbers, in canonical form (so "4.10" and the "4.1" an
+     * export writes are one value); everything else (zip codes with leading
+     * zeros, phone numbers with '+', integers past 64 bits) is text. */
+    size_t at = b->len;
+    if (jsonstr_number(b, f, n))
+        return 0;
+    buf_truncate(b, at);
+    return jsonstr_append(b, f, n);
 }
 
 /* One member of the attributes object, for the merge with an 'attributes'
@@ -214,12 +184,10 @@ static int build_attribs(struct importer *im, const csv_record *rec, const char 
             overridden = !strcmp(pairs[p].key, key);
         if (overridden)
             continue; /* a column of the same name wins */
-        char *vt = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS);
         buf_reset(&t);
         jsonstr_append(&t, key, strlen(key));
         buf_putc(&t, ':');
-        buf_puts(&t, vt);
-        free(vt);
+        jsonstr_value(&t, v);
         pairs[np].key = key;
         pairs[np++].text = buf_steal(&t);
     }
@@ -292,6 +260,17 @@ static int row(struct importer *im, const csv_record *rec, td_error *e)
                     rc = td_err_set(e, TD_EINVAL,
                                     "subscription must be confirmed, unconfirmed or "
                                     "unsubscribed");
+            }
+            break;
+        case COL_STATUS:
+            /* 'blocklisted' blocklists; 'enabled' (or empty) changes
+             * nothing: an import never lifts a blocklisting. */
+            trim(&f, &n);
+            if (n) {
+                if (n != strlen(f) || !model_sub_status_ok(f))
+                    rc = td_err_set(e, TD_EINVAL, "status must be enabled or blocklisted");
+                else if (!strcmp(f, "blocklisted"))
+                    r.status = (char *)f;
             }
             break;
         case COL_ATTR:

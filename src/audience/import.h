@@ -30,7 +30,7 @@ typedef struct import_opts {
     const char *list_optin; /* single | double: default membership status */
     sub_mode mode;
     int64_t team_id, owner_id; /* set on new subscribers; 0 for none */
-    unsigned batch;            /* rows per transaction (0: 5000) */
+    unsigned batch;            /* rows per transaction (0: 50,000) */
     /* Called for each refused row with its line and reason. */
     void (*reject)(void *ud, uint64_t line, const char *reason);
     /* Called about every 8192 rows, and at the end, for progress display. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mime/addr.h"
+#include "util/jsonstr.h"
 #include "util/text.h"
 
 char *subscriber_email(const char *s, size_t len, td_error *e)
@@ -37,11 +38,16 @@ char *subscriber_attribs(const char *json, size_t len, td_error *e)
         td_err_set(e, TD_EINVAL, "the attributes must be a JSON object like {\"city\": \"Paris\"}");
         return NULL;
     }
-    char *out = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    buf b;
+    buf_init(&b, BUF_NOCAP);
+    jsonstr_value(&b, v);
     json_decref(v);
-    if (!out)
-        td_err_set(e, TD_EINVAL, "the attributes cannot be stored");
-    return out;
+    if (b.len > SUB_ATTRIBS_MAX) {
+        buf_free(&b);
+        td_err_set(e, TD_EINVAL, "the attributes are larger than %d bytes", SUB_ATTRIBS_MAX);
+        return NULL;
+    }
+    return buf_steal(&b);
 }
 
 int subscriber_check(const sub_rec *r, td_error *e)

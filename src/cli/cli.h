@@ -28,6 +28,10 @@ int cmd_render(int argc, char **argv);
 int cmd_message(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
 
+/* cli_bad_option reports the option getopt_long just refused (unknown, or
+ * missing its value) as a usage error; returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, char **argv);
+
 /* cli_error prints "tidings: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* cli_usage_error prints the message and a pointer to --help; returns

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -152,4 +153,16 @@ void cli_json_str(FILE *f, const char *s)
             fputc(*p, f);
     }
     fputc('"', f);
+}
+
+int cli_bad_option(const char *cmd, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    /* getopt_long sets optopt to the option's value when it lacks its
+     * argument, and to 0 for a long option it does not know. */
+    if (optopt && !strncmp(arg, "--", 2))
+        return cli_usage_error(cmd, "option '%s' needs a value", arg);
+    if (optopt && arg[0] == '-' && arg[1] != '-')
+        return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    return cli_usage_error(cmd, "unknown option '%s'", arg);
 }

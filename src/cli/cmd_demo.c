@@ -241,7 +241,7 @@ int cmd_demo(int argc, char **argv)
                 return cli_usage_error("demo", "--subscribers wants a number from 0 to 10000000");
             break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("demo", "unknown option");
+        default: return cli_bad_option("demo", argv);
         }
     }
     if (optind < argc)

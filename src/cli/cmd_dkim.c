@@ -239,7 +239,7 @@ int cmd_dkim(int argc, char **argv)
         case 'a': algo = optarg; break;
         case 'j': json = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("dkim", "unknown option");
+        default: return cli_bad_option("dkim", argv);
         }
     }
     if (optind >= argc)

@@ -35,7 +35,7 @@ int cmd_export(int argc, char **argv)
         case 'l': list = optarg; break;
         case 'o': output = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("export", "unknown option");
+        default: return cli_bad_option("export", argv);
         }
     }
     if (optind < argc)

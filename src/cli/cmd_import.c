@@ -102,7 +102,7 @@ int cmd_import(int argc, char **argv)
         case 'o': owner = optarg; break;
         case 'm': mode = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("import", "unknown option");
+        default: return cli_bad_option("import", argv);
         }
     }
     if (optind + 1 != argc)

@@ -54,7 +54,7 @@ int cmd_init(int argc, char **argv)
         case 'n': name = optarg; break;
         case 'u': url = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("init", "unknown option");
+        default: return cli_bad_option("init", argv);
         }
     }
     if (optind < argc)

@@ -59,7 +59,7 @@ int cmd_list(int argc, char **argv)
         case 'v': visibility = optarg; break;
         case 'j': json = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("list", "unknown option");
+        default: return cli_bad_option("list", argv);
         }
     }
     if (optind >= argc)

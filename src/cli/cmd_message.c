@@ -242,7 +242,7 @@ int cmd_message(int argc, char **argv)
             fputs(usage, stdout);
             return EXIT_OK;
         default:
-            return cli_usage_error("message", "unknown option");
+            return cli_bad_option("message", argv);
         }
     }
     if (optind < argc)

@@ -38,7 +38,7 @@ int cmd_render(int argc, char **argv)
             fputs(usage, stdout);
             return EXIT_OK;
         default:
-            return cli_usage_error("render", "unknown option");
+            return cli_bad_option("render", argv);
         }
     }
     if (optind != argc - 1)

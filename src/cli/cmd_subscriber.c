@@ -259,7 +259,7 @@ int cmd_subscriber(int argc, char **argv)
             break;
         case 'j': o.json = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("subscriber", "unknown option");
+        default: return cli_bad_option("subscriber", argv);
         }
     }
     if (optind >= argc)
@@ -296,19 +296,29 @@ int cmd_subscriber(int argc, char **argv)
         if (resolve_people(s, &o, &n))
             goto out;
         int64_t id;
-        int r2 = store_sub_add(s, &n, &id, &e);
-        if (r2 == TD_EEXISTS) {
-            cli_error("%s is a subscriber already; use 'tidings subscriber update'", email);
-            goto out;
-        } else if (r2) {
+        /* One transaction: a refused --list leaves no subscriber behind. */
+        if (store_begin(s, &e)) {
             cli_error("%s", e.msg);
             goto out;
         }
-        cli_audit(s, "subscriber.add", "subscriber", id, NULL);
-        if (set_lists(s, &o, id))
-            goto out;
-        printf("%lld\n", (long long)id);
-        rc = EXIT_OK;
+        int r2 = store_sub_add(s, &n, &id, &e);
+        if (r2 == TD_EEXISTS) {
+            cli_error("%s is a subscriber already; use 'tidings subscriber update'", email);
+        } else if (r2) {
+            cli_error("%s", e.msg);
+        } else {
+            cli_audit(s, "subscriber.add", "subscriber", id, NULL);
+            if (!set_lists(s, &o, id)) {
+                if (store_commit(s, &e))
+                    cli_error("%s", e.msg);
+                else {
+                    printf("%lld\n", (long long)id);
+                    rc = EXIT_OK;
+                }
+            }
+        }
+        if (rc != EXIT_OK)
+            store_rollback(s);
         goto out;
     }
 
@@ -345,6 +355,10 @@ int cmd_subscriber(int argc, char **argv)
         }
         if (resolve_people(s, &o, &u))
             goto out;
+        if (store_begin(s, &e)) {
+            cli_error("%s", e.msg);
+            goto out;
+        }
         int r2 = store_sub_update(s, &u, &e);
         if (r2 == TD_EEXISTS)
             cli_error("another subscriber has the address %s", u.email);
@@ -353,10 +367,16 @@ int cmd_subscriber(int argc, char **argv)
         else {
             cli_audit(s, "subscriber.update", "subscriber", r.id, NULL);
             if (!set_lists(s, &o, r.id)) {
-                printf("updated subscriber %lld\n", (long long)r.id);
-                rc = EXIT_OK;
+                if (store_commit(s, &e))
+                    cli_error("%s", e.msg);
+                else {
+                    printf("updated subscriber %lld\n", (long long)r.id);
+                    rc = EXIT_OK;
+                }
             }
         }
+        if (rc != EXIT_OK)
+            store_rollback(s);
     }
 out:
     sub_rec_clear(&r);

@@ -48,7 +48,7 @@ int cmd_team(int argc, char **argv)
         case 'p': parent = optarg; break;
         case 'j': json = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("team", "unknown option");
+        default: return cli_bad_option("team", argv);
         }
     }
     if (optind >= argc)

@@ -55,7 +55,7 @@ int cmd_user(int argc, char **argv)
         case 'p': pwfile = optarg; break;
         case 'j': json = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("user", "unknown option");
+        default: return cli_bad_option("user", argv);
         }
     }
     if (optind >= argc)

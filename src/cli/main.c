@@ -1,4 +1,5 @@
 /* main: the tidings command line: dispatches to one function per command. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
+    /* Commands report bad options themselves, in one line (cli_bad_option). */
+    opterr = 0;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);

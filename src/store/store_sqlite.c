@@ -9,6 +9,7 @@
  * WITHOUT ROWID) stay in this file. */
 #include "store/store_sqlite.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -213,7 +214,7 @@ static const char *const queries[Q_COUNT] = {
                       " :attribs, :status, :owner_id, :team_id, :timezone, :locale, :now, :now)",
     [Q_BULK_UPDATE] = "UPDATE subscribers SET name = :name, attribs = :attribs,"
                       " timezone = coalesce(:timezone, timezone), locale = coalesce(:locale, locale),"
-                      " updated_at = :now WHERE id = :id",
+                      " status = coalesce(:status, status), updated_at = :now WHERE id = :id",
     [Q_BULK_MAXID] = "SELECT coalesce(max(id), 0) FROM subscribers",
     [Q_BULK_BLOCK] = "UPDATE subscribers SET status = 'blocklisted', updated_at = :now WHERE id = :id",
     /* A new membership takes the row's status; an existing one changes
@@ -246,7 +247,7 @@ static const char *const queries[Q_COUNT] = {
  * strings of every row live one after another in text (NUL-terminated), so a
  * batch costs two allocations that are reused from batch to batch; rows hold
  * offsets, since text moves when it grows. */
-enum { F_EMAIL, F_NAME, F_ATTRIBS, F_TZ, F_LOCALE, F_SUBSCRIPTION, F_COUNT };
+enum { F_EMAIL, F_NAME, F_ATTRIBS, F_TZ, F_LOCALE, F_STATUS, F_SUBSCRIPTION, F_COUNT };
 
 typedef struct bulk_row {
     size_t off[F_COUNT];  /* offsets in the batch's text; NONE when NULL */
@@ -255,6 +256,7 @@ typedef struct bulk_row {
     uint64_t seq;         /* order in the file */
     int64_t id;   /* the subscriber's id once found or given */
     uint8_t act;  /* what the flush does with the subscriber (enum bulk_act) */
+    bool block;   /* ...and whether it blocklists them */
     bool dup;     /* same email as the row before it in the sorted batch */
 } bulk_row;
 
@@ -482,7 +484,7 @@ int store_sqlite_open(const char *path, int max_version, store **out, td_error *
         rc = migrate(q, max_version, e);
     if (rc) {
         if (e && rc == TD_EDB && strstr(e->msg, "not a database"))
-            td_err_set(e, TD_EINVAL, "%s is not a Tidings database (not SQLite)", path);
+            rc = td_err_set(e, TD_EINVAL, "%s is not a Tidings database (not SQLite)", path);
         sqlite3_close(q->db);
         free(q);
         return rc;
@@ -1078,6 +1080,19 @@ static int sq_bulk_add(store *s, const sub_rec *r, const char *subscription, td_
     sq *q = (sq *)s;
     if (!q->bulk_open)
         return td_err_set(e, TD_EINTERNAL, "no bulk import is open");
+    /* The CHECK constraints are not evaluated on bulk writes (see
+     * batch_commit), so what they check is checked here, in the caller's
+     * thread, off the writer's path. */
+    const char *attribs = r->attribs ? r->attribs : "{}";
+    json_t *j = json_loads(attribs, JSON_REJECT_DUPLICATES, NULL);
+    bool obj = json_is_object(j);
+    json_decref(j);
+    if (!obj)
+        return td_err_set(e, TD_EINVAL, "the attributes of %s are not a JSON object", r->email);
+    if (r->status && !model_sub_status_ok(r->status))
+        return td_err_set(e, TD_EINVAL, "'%s' is not a subscriber status", r->status);
+    if (subscription && !model_member_status_ok(subscription))
+        return td_err_set(e, TD_EINVAL, "'%s' is not a subscription status", subscription);
     bulk_batch *b = &q->batch;
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 4096;
@@ -1085,8 +1100,9 @@ static int sq_bulk_add(store *s, const sub_rec *r, const char *subscription, td_
     }
     bulk_row *row = &b->rows[b->n];
     row->seq = b->n++;
-    const char *v[F_COUNT] = {r->email, r->name ? r->name : "", r->attribs ? r->attribs : "{}",
-                              r->timezone, r->locale, subscription};
+    const char *v[F_COUNT] = {r->email,    r->name ? r->name : "", r->attribs ? r->attribs : "{}",
+                              r->timezone, r->locale,             r->status,
+                              subscription};
     for (int f = 0; f < F_COUNT; f++) {
         row->len[f] = v[f] ? (int)strlen(v[f]) : 0;
         row->off[f] = batch_str(b, v[f], (size_t)row->len[f]);
@@ -1142,29 +1158,83 @@ static bool col_eq(sqlite3_stmt *st, int i, const char *v)
 
 enum bulk_act { ACT_NEW, ACT_SAME, ACT_CHANGE, ACT_BLOCK };
 
+/* row_bind binds field f of a row, NULL when absent. */
+static void row_bind(sqlite3_stmt *st, int at, const bulk_batch *b, const bulk_row *r, int f)
+{
+    if (r->off[f] == NONE)
+        sqlite3_bind_null(st, at);
+    else
+        sqlite3_bind_text(st, at, b->text + r->off[f], r->len[f], SQLITE_STATIC);
+}
+
+/* new_status is the status of a subscriber a row creates. */
+static const char *new_status(const sq *q, const bulk_batch *b, const bulk_row *r)
+{
+    const char *st = row_str(b, r->off[F_STATUS]);
+    return q->bulk.mode == SUB_MODE_BLOCKLIST || (st && !strcmp(st, "blocklisted"))
+               ? "blocklisted"
+               : "enabled";
+}
+
+/* decide sets r->act and r->block for a row whose subscriber exists, from
+ * the Q_BULK_FIND row in st. A row blocklists in blocklist mode or when its
+ * status column says so; no import lifts a blocklisting. */
+static void decide(const sq *q, const bulk_batch *b, bulk_row *r, sqlite3_stmt *st)
+{
+    r->id = sqlite3_column_int64(st, 0);
+    r->block = !strcmp(new_status(q, b, r), "blocklisted") && !col_eq(st, 5, "blocklisted");
+    const char *tz = row_str(b, r->off[F_TZ]), *locale = row_str(b, r->off[F_LOCALE]);
+    if (q->bulk.mode == SUB_MODE_UPSERT &&
+        (r->block || !col_eq(st, 1, row_str(b, r->off[F_NAME])) ||
+         !col_eq(st, 2, row_str(b, r->off[F_ATTRIBS])) || (tz && !col_eq(st, 3, tz)) ||
+         (locale && !col_eq(st, 4, locale))))
+        r->act = ACT_CHANGE;
+    else
+        r->act = r->block ? ACT_BLOCK : ACT_SAME;
+}
+
+/* apply_existing runs the update decide chose, counting it. */
+static int apply_existing(sq *q, const bulk_batch *b, const bulk_row *r, int64_t now,
+                          bulk_stats *bs, td_error *e)
+{
+    if (r->act == ACT_SAME) {
+        bs->unchanged++;
+        return TD_OK;
+    }
+    sqlite3_stmt *st = stmt(q, r->act == ACT_CHANGE ? Q_BULK_UPDATE : Q_BULK_BLOCK, e);
+    if (!st)
+        return TD_EDB;
+    int p = 1;
+    if (r->act == ACT_CHANGE) {
+        row_bind(st, p++, b, r, F_NAME);
+        row_bind(st, p++, b, r, F_ATTRIBS);
+        row_bind(st, p++, b, r, F_TZ);
+        row_bind(st, p++, b, r, F_LOCALE);
+        bind_pos(st, p++, r->block ? "blocklisted" : NULL);
+    }
+    sqlite3_bind_int64(st, p++, now);
+    sqlite3_bind_int64(st, p, r->id);
+    int rc = step_exec(q, st, e, "updating a subscriber");
+    sqlite3_reset(st);
+    if (!rc)
+        bs->updated++;
+    return rc;
+}
+
 /* bulk_row_run writes one row: finds the subscriber by email; inserts,
  * updates or leaves it by the session's mode; then adds the membership. */
-static int bulk_row_run(sq *q, const bulk_batch *b, const bulk_row *row, int64_t now,
+static int bulk_row_run(sq *q, const bulk_batch *b, bulk_row *row, int64_t now,
                         bulk_stats *bs, td_error *e)
 {
-    const char *email = row_str(b, row->off[F_EMAIL]), *name = row_str(b, row->off[F_NAME]),
-               *attribs = row_str(b, row->off[F_ATTRIBS]), *tz = row_str(b, row->off[F_TZ]),
-               *locale = row_str(b, row->off[F_LOCALE]);
     sqlite3_stmt *st = stmt(q, Q_BULK_FIND, e);
     if (!st)
         return TD_EDB;
-    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+    row_bind(st, 1, b, row, F_EMAIL);
     int rc = sqlite3_step(st);
     int64_t id = 0;
-    enum bulk_act act = ACT_SAME;
     if (rc == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-        if (q->bulk.mode == SUB_MODE_UPSERT &&
-            (!col_eq(st, 1, name) || !col_eq(st, 2, attribs) || (tz && !col_eq(st, 3, tz)) ||
-             (locale && !col_eq(st, 4, locale))))
-            act = ACT_CHANGE;
-        else if (q->bulk.mode == SUB_MODE_BLOCKLIST && !col_eq(st, 5, "blocklisted"))
-            act = ACT_BLOCK;
+        decide(q, b, row, st);
+        id = row->id;
     } else if (rc != SQLITE_DONE) {
         rc = sq_fail(q, rc, e, "looking up a subscriber");
         sqlite3_reset(st);
@@ -1175,15 +1245,14 @@ static int bulk_row_run(sq *q, const bulk_batch *b, const bulk_row *row, int64_t
     if (!id) {
         if (!(st = stmt(q, Q_BULK_INSERT, e)))
             return TD_EDB;
-        sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, attribs, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, q->bulk.mode == SUB_MODE_BLOCKLIST ? "blocklisted" : "enabled",
-                          -1, SQLITE_STATIC);
+        row_bind(st, 1, b, row, F_EMAIL);
+        row_bind(st, 2, b, row, F_NAME);
+        row_bind(st, 3, b, row, F_ATTRIBS);
+        sqlite3_bind_text(st, 4, new_status(q, b, row), -1, SQLITE_STATIC);
         bind_pos_id(st, 5, q->bulk.owner_id);
         bind_pos_id(st, 6, q->bulk.team_id);
-        bind_pos(st, 7, tz);
-        bind_pos(st, 8, locale);
+        row_bind(st, 7, b, row, F_TZ);
+        row_bind(st, 8, b, row, F_LOCALE);
         sqlite3_bind_int64(st, 9, now);
         rc = step_exec(q, st, e, "adding a subscriber");
         sqlite3_reset(st);
@@ -1191,32 +1260,8 @@ static int bulk_row_run(sq *q, const bulk_batch *b, const bulk_row *row, int64_t
             return rc;
         id = sqlite3_last_insert_rowid(q->db);
         bs->created++;
-    } else if (act == ACT_CHANGE) {
-        if (!(st = stmt(q, Q_BULK_UPDATE, e)))
-            return TD_EDB;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, attribs, -1, SQLITE_STATIC);
-        bind_pos(st, 3, tz);
-        bind_pos(st, 4, locale);
-        sqlite3_bind_int64(st, 5, now);
-        sqlite3_bind_int64(st, 6, id);
-        rc = step_exec(q, st, e, "updating a subscriber");
-        sqlite3_reset(st);
-        if (rc)
-            return rc;
-        bs->updated++;
-    } else if (act == ACT_BLOCK) {
-        if (!(st = stmt(q, Q_BULK_BLOCK, e)))
-            return TD_EDB;
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, id);
-        rc = step_exec(q, st, e, "blocklisting a subscriber");
-        sqlite3_reset(st);
-        if (rc)
-            return rc;
-        bs->updated++;
-    } else {
-        bs->unchanged++;
+    } else if ((rc = apply_existing(q, b, row, now, bs, e))) {
+        return rc;
     }
 
     if (!(st = stmt(q, Q_BULK_MEMBER, e)))
@@ -1257,9 +1302,9 @@ static char *multi_sql(enum multi_kind kind, int k)
                      " timezone, locale, created_at, updated_at) VALUES ");
         for (int i = 0; i < k; i++)
             buf_printf(&b,
-                       "%s(:id%d, :email%d, :name%d, :attribs%d, :status, :owner_id, :team_id,"
-                       " :tz%d, :locale%d, :now, :now)",
-                       i ? ", " : "", i, i, i, i, i, i);
+                       "%s(:id%d, :email%d, :name%d, :attribs%d, :status%d, :owner_id,"
+                       " :team_id, :tz%d, :locale%d, :now, :now)",
+                       i ? ", " : "", i, i, i, i, i, i, i);
         break;
     case MULTI_MEMBER:
         buf_puts(&b, "INSERT INTO memberships (list_id, subscriber_id, status, created_at,"
@@ -1279,7 +1324,7 @@ static char *multi_sql(enum multi_kind kind, int k)
 
 /* A bulk statement for k rows, with the position of each row's parameters
  * (looked up once: sqlite3_bind_parameter_index is a linear search). */
-#define MULTI_FIELDS 6
+#define MULTI_FIELDS 7
 struct multi {
     sqlite3_stmt *st;
     int k;
@@ -1287,7 +1332,8 @@ struct multi {
 };
 
 static const char *const multi_fields[MULTI_KINDS][MULTI_FIELDS] = {
-    [MULTI_INSERT] = {":id%d", ":email%d", ":name%d", ":attribs%d", ":tz%d", ":locale%d"},
+    [MULTI_INSERT] = {":id%d", ":email%d", ":name%d", ":attribs%d", ":tz%d", ":locale%d",
+                      ":status%d"},
     [MULTI_MEMBER] = {":sub%d", ":st%d"},
 };
 
@@ -1339,15 +1385,6 @@ static void multi_put(sq *q, struct multi *m)
     multi_free(m);
 }
 
-/* row_bind binds field f of a row, NULL when absent. */
-static void row_bind(sqlite3_stmt *st, int at, const bulk_batch *b, const bulk_row *r, int f)
-{
-    if (r->off[f] == NONE)
-        sqlite3_bind_null(st, at);
-    else
-        sqlite3_bind_text(st, at, b->text + r->off[f], r->len[f], SQLITE_STATIC);
-}
-
 static void bind_at(sqlite3_stmt *st, int at, const char *v)
 {
     if (at > 0)
@@ -1375,16 +1412,7 @@ static int bulk_find(sq *q, const bulk_batch *b, bulk_row **rows, int k, td_erro
         row_bind(st, 1, b, r, F_EMAIL);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-            r->id = sqlite3_column_int64(st, 0);
-            r->act = ACT_SAME;
-            const char *tz = row_str(b, r->off[F_TZ]), *locale = row_str(b, r->off[F_LOCALE]);
-            if (q->bulk.mode == SUB_MODE_UPSERT &&
-                (!col_eq(st, 1, row_str(b, r->off[F_NAME])) ||
-                 !col_eq(st, 2, row_str(b, r->off[F_ATTRIBS])) || (tz && !col_eq(st, 3, tz)) ||
-                 (locale && !col_eq(st, 4, locale))))
-                r->act = ACT_CHANGE;
-            else if (q->bulk.mode == SUB_MODE_BLOCKLIST && !col_eq(st, 5, "blocklisted"))
-                r->act = ACT_BLOCK;
+            decide(q, b, r, st);
         } else if (rc != SQLITE_DONE) {
             rc = sq_fail(q, rc, e, "looking up a subscriber");
             sqlite3_reset(st);
@@ -1402,8 +1430,6 @@ static int bulk_insert(sq *q, const bulk_batch *b, bulk_row **rows, int k, int64
     if (!m)
         return TD_EDB;
     sqlite3_stmt *st = m->st;
-    bind_at(st, sqlite3_bind_parameter_index(st, ":status"),
-            q->bulk.mode == SUB_MODE_BLOCKLIST ? "blocklisted" : "enabled");
     bind_named_int(st, ":owner_id", q->bulk.owner_id, true);
     bind_named_int(st, ":team_id", q->bulk.team_id, true);
     bind_named_int(st, ":now", now, false);
@@ -1412,6 +1438,7 @@ static int bulk_insert(sq *q, const bulk_batch *b, bulk_row **rows, int k, int64
         sqlite3_bind_int64(st, m->pos[i][0], r->id);
         for (int f = F_EMAIL; f <= F_LOCALE; f++)
             row_bind(st, m->pos[i][1 + f], b, r, f);
+        bind_at(st, m->pos[i][6], new_status(q, b, r));
     }
     int rc = step_exec(q, st, e, "adding subscribers");
     multi_put(q, m);
@@ -1486,30 +1513,9 @@ static int bulk_write(sq *q, bulk_batch *b, bulk_row **ord, int64_t now, bulk_st
     if (!rc)
         bs->created += nfresh;
 
-    for (size_t i = 0; !rc && i < nfirst; i++) {
-        bulk_row *r = first[i];
-        if (r->act == ACT_SAME)
-            bs->unchanged++;
-        else if (r->act == ACT_CHANGE || r->act == ACT_BLOCK) {
-            sqlite3_stmt *st = stmt(q, r->act == ACT_CHANGE ? Q_BULK_UPDATE : Q_BULK_BLOCK, e);
-            if (!st) {
-                rc = TD_EDB;
-                break;
-            }
-            int p = 1;
-            if (r->act == ACT_CHANGE) {
-                sqlite3_bind_text(st, p++, row_str(b, r->off[F_NAME]), -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, p++, row_str(b, r->off[F_ATTRIBS]), -1, SQLITE_STATIC);
-                bind_pos(st, p++, row_str(b, r->off[F_TZ]));
-                bind_pos(st, p++, row_str(b, r->off[F_LOCALE]));
-            }
-            sqlite3_bind_int64(st, p++, now);
-            sqlite3_bind_int64(st, p, r->id);
-            rc = step_exec(q, st, e, "updating a subscriber");
-            sqlite3_reset(st);
-            bs->updated++;
-        }
-    }
+    for (size_t i = 0; !rc && i < nfirst; i++)
+        if (first[i]->act != ACT_NEW)
+            rc = apply_existing(q, b, first[i], now, bs, e);
     for (size_t i = 0; !rc && i < nfirst; i += BULK_K)
         rc = bulk_members(q, b, first + i, (int)(nfirst - i < BULK_K ? nfirst - i : BULK_K), now,
                           &bs->memberships, e);

@@ -559,7 +559,7 @@ class TestExport(Case):
         self.assertIn("exported 5", r.err)
         with open(self.path("e.csv"), encoding="utf-8", newline="") as f:
             self.assertEqual(f.read(), out)
-        self.assertTrue(out.startswith("email,name,attributes,timezone,locale,subscription\r\n"))
+        self.assertTrue(out.startswith("email,name,attributes,timezone,locale,subscription,status\r\n"))
         self.assertIn("idn@xn--bcher-kva.example", out)
         # import(export(list)) == list, into a fresh database.
         self.setup_list("u.db", "Copy", "double")
