@@ -21,7 +21,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all test unit e2e asan check fuzz fuzz-smoke clean demo format bench-import bench-dkim
+.PHONY: FORCE all test unit e2e asan check fuzz fuzz-smoke clean demo format bench-import bench-dkim
 
 all: tidings
 
@@ -66,7 +66,8 @@ check: test fuzz asan
 # libFuzzer targets, one per parser.
 fuzz: $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-build/fuzz/%: fuzz/%.c
+# FORCE: the library may have changed even when the target's source did not.
+build/fuzz/%: fuzz/%.c FORCE
 	$(MAKE) B=build/fuzzlib CC=clang OPT="-O1 -g" \
 	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build/fuzzlib/libtidings.a
 	@mkdir -p build/fuzz
@@ -95,3 +96,5 @@ clean:
 	rm -rf build tidings
 
 -include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+
+FORCE:

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "util/buf.h"
+#include "util/jsonstr.h"
 #include "util/xalloc.h"
 
 /* ---- migrations ------------------------------------------------------- */
@@ -1084,10 +1085,7 @@ static int sq_bulk_add(store *s, const sub_rec *r, const char *subscription, td_
      * batch_commit), so what they check is checked here, in the caller's
      * thread, off the writer's path. */
     const char *attribs = r->attribs ? r->attribs : "{}";
-    json_t *j = json_loads(attribs, JSON_REJECT_DUPLICATES, NULL);
-    bool obj = json_is_object(j);
-    json_decref(j);
-    if (!obj)
+    if (!jsonstr_is_object(attribs, strlen(attribs)))
         return td_err_set(e, TD_EINVAL, "the attributes of %s are not a JSON object", r->email);
     if (r->status && !model_sub_status_ok(r->status))
         return td_err_set(e, TD_EINVAL, "'%s' is not a subscriber status", r->status);

@@ -45,6 +45,8 @@ int jsonstr_append(buf *b, const char *s, size_t n)
  * that read back to exactly d. */
 static int real_shortest(buf *b, double d)
 {
+    if (d == 0)
+        return buf_putc(b, '0'); /* -0.0 too: "-0" would read back as integer 0 */
     char tmp[40];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, d);
@@ -90,13 +92,13 @@ static bool is_number_syntax(const char *s, size_t n, bool *integer)
         if (i == k)
             return false;
     }
-    return i == n && n <= 32;
+    return i == n;
 }
 
 bool jsonstr_number(buf *b, const char *s, size_t n)
 {
     bool integer;
-    if (!is_number_syntax(s, n, &integer))
+    if (n > 32 || !is_number_syntax(s, n, &integer))
         return false;
     char tmp[40];
     memcpy(tmp, s, n);
@@ -109,11 +111,137 @@ bool jsonstr_number(buf *b, const char *s, size_t n)
         snprintf(tmp, sizeof tmp, "%lld", v);
         return buf_puts(b, tmp) == 0;
     }
+    /* The common case, a plain decimal such as 87.10: what printf's %.15g
+     * would write is the text without its trailing fraction zeros, so write
+     * that without printf (a CSV import meets one per cell). */
+    const char *dot = memchr(tmp, '.', n);
+    if (dot && !memchr(tmp, 'e', n) && !memchr(tmp, 'E', n)) {
+        size_t end = n;
+        while (end > (size_t)(dot - tmp) + 1 && tmp[end - 1] == '0')
+            end--;
+        size_t ilen = (size_t)(dot - tmp) - (tmp[0] == '-');
+        const char *ip = tmp + (tmp[0] == '-');
+        size_t flen = end - (size_t)(dot - tmp) - 1, sig, lead = 0;
+        if (ilen == 1 && ip[0] == '0') {
+            while (lead < flen && dot[1 + lead] == '0')
+                lead++;
+            sig = flen - lead;
+        } else {
+            sig = ilen + flen;
+        }
+        if (sig > 0 && sig <= 15 && ilen <= 15 && lead <= 3) {
+            if (flen == 0)
+                end--; /* "4." -> "4" */
+            return buf_append(b, tmp, end) == 0;
+        }
+    }
     errno = 0;
     double d = strtod(tmp, NULL);
     if (errno == ERANGE || !isfinite(d))
         return false;
     return real_shortest(b, d) == 0;
+}
+
+/* ---- validation without a tree ---- */
+
+struct scan {
+    const char *p, *end;
+};
+
+static void ws(struct scan *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+        sc->p++;
+}
+
+static bool scan_string(struct scan *sc)
+{
+    if (sc->p >= sc->end || *sc->p != '"')
+        return false;
+    sc->p++;
+    while (sc->p < sc->end) {
+        unsigned char c = (unsigned char)*sc->p++;
+        if (c == '"')
+            return true;
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            if (sc->p >= sc->end)
+                return false;
+            char x = *sc->p++;
+            if (x == 'u') {
+                for (int i = 0; i < 4; i++, sc->p++)
+                    if (sc->p >= sc->end || !strchr("0123456789abcdefABCDEF", *sc->p) || !*sc->p)
+                        return false;
+            } else if (!strchr("\"\\/bfnrt", x) || !x) {
+                return false;
+            }
+        }
+    }
+    return false;
+}
+
+static bool scan_value(struct scan *sc, int depth)
+{
+    ws(sc);
+    if (sc->p >= sc->end || depth > 64)
+        return false;
+    char c = *sc->p;
+    if (c == '"')
+        return scan_string(sc);
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        sc->p++;
+        ws(sc);
+        if (sc->p < sc->end && *sc->p == close) {
+            sc->p++;
+            return true;
+        }
+        for (;;) {
+            if (c == '{') {
+                ws(sc);
+                if (!scan_string(sc))
+                    return false;
+                ws(sc);
+                if (sc->p >= sc->end || *sc->p++ != ':')
+                    return false;
+            }
+            if (!scan_value(sc, depth + 1))
+                return false;
+            ws(sc);
+            if (sc->p >= sc->end)
+                return false;
+            if (*sc->p == close) {
+                sc->p++;
+                return true;
+            }
+            if (*sc->p++ != ',')
+                return false;
+        }
+    }
+    static const char *const words[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(words[i]);
+        if ((size_t)(sc->end - sc->p) >= l && !memcmp(sc->p, words[i], l)) {
+            sc->p += l;
+            return true;
+        }
+    }
+    const char *start = sc->p;
+    while (sc->p < sc->end && strchr("+-.0123456789eE", *sc->p) && *sc->p)
+        sc->p++;
+    bool integer;
+    return sc->p > start && is_number_syntax(start, (size_t)(sc->p - start), &integer);
+}
+
+bool jsonstr_is_object(const char *s, size_t n)
+{
+    struct scan sc = {s, s + n};
+    ws(&sc);
+    if (sc.p >= sc.end || *sc.p != '{' || !scan_value(&sc, 0))
+        return false;
+    ws(&sc);
+    return sc.p == sc.end;
 }
 
 static int key_cmp(const void *a, const void *b)

@@ -22,6 +22,11 @@ int jsonstr_append(buf *b, const char *s, size_t n);
  * for 64 bits, "1e400"): the caller keeps those as strings. */
 bool jsonstr_number(buf *b, const char *s, size_t n);
 
+/* jsonstr_is_object is true when s[0..n) is one JSON object (RFC 8259
+ * syntax, nesting at most 64 deep), checked without building a tree; s is
+ * valid UTF-8 (not checked here). Duplicate keys are not looked for. */
+bool jsonstr_is_object(const char *s, size_t n);
+
 /* jsonstr_value appends v in Tidings' canonical JSON: compact, object keys
  * sorted, numbers as jsonstr_number writes them. Every path that stores
  * JSON (CSV columns, the attributes column, the API) goes through one of
