@@ -266,6 +266,8 @@ typedef struct bulk_batch {
     size_t n, cap;
     char *text;
     size_t len, text_cap;
+    bulk_row **ord; /* the rows sorted by email (batch_sort), n of them */
+    size_t ord_cap;
 } bulk_batch;
 
 /* Kinds of many-rows-per-statement bulk statements (see multi_sql). */
@@ -1046,6 +1048,7 @@ static void batch_free(bulk_batch *b)
 {
     free(b->rows);
     free(b->text);
+    free(b->ord);
     memset(b, 0, sizeof *b);
 }
 
@@ -1526,22 +1529,67 @@ static int bulk_write(sq *q, bulk_batch *b, bulk_row **ord, int64_t now, bulk_st
     return rc;
 }
 
-/* batch_commit writes batch b in one transaction and empties it; adds its
- * counts to *bs when it committed. */
+/* batch_sort fills b->ord with the rows sorted by email (then file order).
+ * Through pointers: a row is ~100 bytes, and a sort moves what it sorts many
+ * times over. Called in the caller's thread, so the sort (a fifth of the
+ * writer's time when it sorted) overlaps the writing of the batch before. */
+static void batch_sort(bulk_batch *b)
+{
+    if (b->ord_cap < b->n) {
+        b->ord_cap = b->cap;
+        b->ord = xrealloc(b->ord, b->ord_cap * sizeof *b->ord);
+    }
+    for (size_t i = 0; i < b->n; i++)
+        b->ord[i] = &b->rows[i];
+    sort_text = b->text;
+    qsort(b->ord, b->n, sizeof *b->ord, row_cmp);
+    sort_text = NULL;
+}
+
+/* batch_layout copies batch src into dst (emptied first) in src's sorted
+ * order, rows and strings alike, so the writer walks memory in order:
+ * following src's pointers into its unsorted arrays cost the writer a cache
+ * miss per row (8% of its time, measured with perf). */
+static void batch_layout(bulk_batch *dst, const bulk_batch *src)
+{
+    if (dst->cap < src->n) {
+        dst->cap = src->cap;
+        dst->rows = xrealloc(dst->rows, dst->cap * sizeof *dst->rows);
+    }
+    if (dst->ord_cap < src->n) {
+        dst->ord_cap = src->cap;
+        dst->ord = xrealloc(dst->ord, dst->ord_cap * sizeof *dst->ord);
+    }
+    if (dst->text_cap < src->len) {
+        dst->text_cap = src->text_cap;
+        dst->text = xrealloc(dst->text, dst->text_cap);
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < src->n; i++) {
+        bulk_row *r = &dst->rows[i];
+        *r = *src->ord[i];
+        for (int f = 0; f < F_COUNT; f++) {
+            if (r->off[f] == NONE)
+                continue;
+            size_t l = (size_t)r->len[f] + 1;
+            memcpy(dst->text + at, src->text + r->off[f], l);
+            r->off[f] = at;
+            at += l;
+        }
+        dst->ord[i] = r;
+    }
+    dst->n = src->n;
+    dst->len = at;
+}
+
+/* batch_commit writes batch b (sorted by batch_sort) in one transaction and
+ * empties it; adds its counts to *bs when it committed. */
 static int batch_commit(sq *q, bulk_batch *b, bulk_stats *bs, td_error *e)
 {
     store *s = &q->base;
     if (b->n == 0)
         return TD_OK;
-    /* Sorted through pointers: a row is ~100 bytes, and the sort moves
-     * what it sorts many times over. */
-    bulk_row **ord = xmalloc(b->n * sizeof *ord);
-    for (size_t i = 0; i < b->n; i++)
-        ord[i] = &b->rows[i];
-    sort_text = b->text;
-    qsort(ord, b->n, sizeof *ord, row_cmp);
-    sort_text = NULL;
-
+    bulk_row **ord = b->ord;
     /* One transaction per batch: a crash leaves whole batches or nothing,
      * and the counts are added only once the batch is committed. */
     bulk_stats part = {0};
@@ -1554,7 +1602,6 @@ static int batch_commit(sq *q, bulk_batch *b, bulk_stats *bs, td_error *e)
     int rc = sq_begin(s, e);
     if (!rc)
         rc = bulk_write(q, b, ord, (int64_t)time(NULL), &part, e);
-    free(ord);
     if (!rc)
         rc = sq_commit(s, e);
     sqlite3_exec(q->db, "PRAGMA ignore_check_constraints = OFF", NULL, NULL, NULL);
@@ -1601,6 +1648,7 @@ static int sq_bulk_flush(store *s, bulk_stats *bs, td_error *e)
     sq *q = (sq *)s;
     if (!q->bulk_open)
         return td_err_set(e, TD_EINTERNAL, "no bulk import is open");
+    batch_sort(&q->batch);
     if (!q->bulk.background)
         return batch_commit(q, &q->batch, bs, e);
     int rc = writer_wait(q, bs, e);
@@ -1608,10 +1656,8 @@ static int sq_bulk_flush(store *s, bulk_stats *bs, td_error *e)
         q->batch.n = q->batch.len = 0;
         return rc;
     }
-    /* Hand the batch to a writer and keep the emptied one it wrote last. */
-    bulk_batch t = q->wbatch;
-    q->wbatch = q->batch;
-    q->batch = t;
+    /* Hand a sorted copy of the batch to a writer; refill this one. */
+    batch_layout(&q->wbatch, &q->batch);
     q->batch.n = q->batch.len = 0;
     memset(&q->wstats, 0, sizeof q->wstats);
     q->wrc = 0;
