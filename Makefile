@@ -3,7 +3,7 @@
 # libFuzzer targets; `make check` is test + asan (what CI runs).
 
 CC      ?= cc
-PKGS    := sqlite3 libidn2 libcrypto jansson libsodium gmime-3.0 libpcre2-8 libxml-2.0
+PKGS    := sqlite3 libidn2 libcrypto libssl jansson libsodium gmime-3.0 libpcre2-8 libxml-2.0
 LIBS_NOPC := -lunistring -lm -lpthread
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
@@ -47,8 +47,17 @@ $(B)/tests/%: tests/unit/%.c $(B)/libtidings.a
 	@$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags cmocka) -o $@ $< $(B)/libtidings.a \
 	    $(LDFLAGS_ALL) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
+# The SMTP client's end-to-end driver (tests/e2e/test_smtp.py runs it from
+# UNIT_DIR): a small program on libtidings, not a unit test.
+TEST_TOOLS := $(B)/tests/smtp_send
+
+$(B)/tests/smtp_send: tests/smtp_send.c $(B)/libtidings.a
+	@mkdir -p $(dir $@)
+	@echo "  TOOL  $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libtidings.a $(LDFLAGS_ALL) $(PKG_LIBS)
+
 # Every test: unit binaries, then end-to-end tests against the real binary.
-test: $(B)/tidings $(UNIT_BIN)
+test: $(B)/tidings $(UNIT_BIN) $(TEST_TOOLS)
 	@[ "$(B)" = build ] && cp $(B)/tidings tidings || true
 	@TIDINGS_BIN=$(CURDIR)/$(B)/tidings UNIT_DIR=$(CURDIR)/$(B)/tests \
 	    FUZZ_DIR=$(FUZZ_RUN_DIR) TIDINGS_SANITIZED=$(TIDINGS_SANITIZED) tests/run.sh

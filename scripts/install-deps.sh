@@ -16,9 +16,13 @@ run_pkgs="make gcc pkg-config ca-certificates tzdata
 
 # Tests: clang with its sanitizer/libFuzzer runtime, cmocka for the unit
 # tests, Debian's Python with dkimpy as an independent DKIM verifier, and
-# libopendkim as a second one (driven from Python), and the sqlite3 shell as
-# the benchmarks' reference.
-test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-dkim libopendkim11 sqlite3"
+# libopendkim as a second one (driven from Python), the sqlite3 shell as
+# the benchmarks' reference, Postfix for its smtp-sink and smtp-source (it
+# stays unconfigured and starts nothing under DEBIAN_FRONTEND=noninteractive),
+# aiosmtpd for the scriptable SMTP fault server, and the openssl command for
+# the fault tests' self-signed certificates.
+test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-dkim libopendkim11 sqlite3
+  postfix python3-aiosmtpd openssl"
 
 pkgs=$run_pkgs
 case "${1:-}" in
