@@ -1306,6 +1306,9 @@ static char *multi_sql(enum multi_kind kind, int k)
                        "%s(:id%d, :email%d, :name%d, :attribs%d, :status%d, :owner_id,"
                        " :team_id, :tz%d, :locale%d, :now, :now)",
                        i ? ", " : "", i, i, i, i, i, i, i);
+        /* Existing addresses are left alone here; RETURNING names the rows
+         * that went in, and only the others are looked up. */
+        buf_puts(&b, " ON CONFLICT (email) DO NOTHING RETURNING id");
         break;
     case MULTI_MEMBER:
         buf_puts(&b, "INSERT INTO memberships (list_id, subscriber_id, status, created_at,"
@@ -1441,7 +1444,14 @@ static int bulk_insert(sq *q, const bulk_batch *b, bulk_row **rows, int k, int64
             row_bind(st, m->pos[i][1 + f], b, r, f);
         bind_at(st, m->pos[i][6], new_status(q, b, r));
     }
-    int rc = step_exec(q, st, e, "adding subscribers");
+    /* The chunk's ids are consecutive: a returned id names its row. */
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t at = sqlite3_column_int64(st, 0) - rows[0]->id;
+        if (at >= 0 && at < k)
+            rows[at]->act = ACT_NEW;
+    }
+    rc = rc == SQLITE_DONE ? TD_OK : sq_fail(q, rc, e, "adding subscribers");
     multi_put(q, m);
     return rc;
 }
@@ -1483,40 +1493,45 @@ static int bulk_write(sq *q, bulk_batch *b, bulk_row **ord, int64_t now, bulk_st
             first[nfirst++] = r;
     }
     int rc = TD_OK;
-    for (size_t i = 0; !rc && i < nfirst; i += BULK_K)
-        rc = bulk_find(q, b, first + i, (int)(nfirst - i < BULK_K ? nfirst - i : BULK_K), e);
-
-    /* New subscribers get the next ids in email order: this transaction
-     * holds the write lock, so nothing else takes them meanwhile. */
+    /* Every row is first offered as a new subscriber, with the next ids in
+     * email order (this transaction holds the write lock, so nothing else
+     * takes them meanwhile); those whose address exists are then looked up
+     * and updated as the mode says. A fresh import so costs one statement
+     * per 64 rows instead of a lookup per row. */
     int64_t next = 0;
-    if (!rc) {
-        sqlite3_stmt *st = stmt(q, Q_BULK_MAXID, e);
-        if (!st)
-            rc = TD_EDB;
-        else if (sqlite3_step(st) == SQLITE_ROW)
-            next = sqlite3_column_int64(st, 0) + 1;
-        else
-            rc = sq_fail(q, sqlite3_errcode(q->db), e, "reading the last subscriber id");
-        if (st)
-            sqlite3_reset(st);
+    sqlite3_stmt *mx = stmt(q, Q_BULK_MAXID, e);
+    if (!mx)
+        rc = TD_EDB;
+    else if (sqlite3_step(mx) == SQLITE_ROW)
+        next = sqlite3_column_int64(mx, 0) + 1;
+    else
+        rc = sq_fail(q, sqlite3_errcode(q->db), e, "reading the last subscriber id");
+    if (mx)
+        sqlite3_reset(mx);
+    for (size_t i = 0; i < nfirst; i++) {
+        first[i]->id = next++;
+        first[i]->act = ACT_SAME; /* until the insert returns it */
     }
-    bulk_row **fresh = xmalloc((nfirst ? nfirst : 1) * sizeof *fresh);
-    size_t nfresh = 0;
+    for (size_t i = 0; !rc && i < nfirst; i += BULK_K)
+        rc = bulk_insert(q, b, first + i, (int)(nfirst - i < BULK_K ? nfirst - i : BULK_K), now, e);
+    bulk_row **old = xmalloc((nfirst ? nfirst : 1) * sizeof *old);
+    size_t nold = 0;
     for (size_t i = 0; !rc && i < nfirst; i++) {
-        bulk_row *r = first[i];
-        if (r->act == ACT_NEW) {
-            r->id = next++;
-            fresh[nfresh++] = r;
-        }
+        if (first[i]->act == ACT_NEW)
+            bs->created++;
+        else
+            old[nold++] = first[i];
     }
-    for (size_t i = 0; !rc && i < nfresh; i += BULK_K)
-        rc = bulk_insert(q, b, fresh + i, (int)(nfresh - i < BULK_K ? nfresh - i : BULK_K), now, e);
-    if (!rc)
-        bs->created += nfresh;
-
-    for (size_t i = 0; !rc && i < nfirst; i++)
-        if (first[i]->act != ACT_NEW)
-            rc = apply_existing(q, b, first[i], now, bs, e);
+    for (size_t i = 0; !rc && i < nold; i += BULK_K)
+        rc = bulk_find(q, b, old + i, (int)(nold - i < BULK_K ? nold - i : BULK_K), e);
+    for (size_t i = 0; !rc && i < nold; i++) {
+        if (old[i]->act == ACT_NEW) /* refused by the insert, yet not there */
+            rc = td_err_set(e, TD_EINTERNAL, "adding %s: the address is neither new nor stored",
+                            row_str(b, old[i]->off[F_EMAIL]));
+        else
+            rc = apply_existing(q, b, old[i], now, bs, e);
+    }
+    free(old);
     for (size_t i = 0; !rc && i < nfirst; i += BULK_K)
         rc = bulk_members(q, b, first + i, (int)(nfirst - i < BULK_K ? nfirst - i : BULK_K), now,
                           &bs->memberships, e);
@@ -1525,7 +1540,6 @@ static int bulk_write(sq *q, bulk_batch *b, bulk_row **ord, int64_t now, bulk_st
         if (ord[i]->dup)
             rc = bulk_row_run(q, b, ord[i], now, bs, e);
     free(first);
-    free(fresh);
     return rc;
 }
 
