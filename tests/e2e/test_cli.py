@@ -452,6 +452,14 @@ class TestImport(Case):
                          (BIG_ROWS, BIG_ROWS, BIG_ROWS, 0), out)
         self.assertEqual(self.q("SELECT count(*) FROM subscribers")[0][0], BIG_ROWS)
         self.assertEqual(self.q("SELECT count(*) FROM memberships")[0][0], BIG_ROWS)
+        # The bulk path skips per-row CHECK and foreign-key evaluation; what
+        # it wrote must still satisfy both.
+        self.assertEqual(self.q("PRAGMA foreign_key_check"), [])
+        self.assertEqual(self.q("SELECT count(*) FROM subscribers WHERE NOT json_valid(attribs)"
+                                " OR status NOT IN ('enabled', 'blocklisted')")[0][0], 0)
+        self.assertEqual(self.q("SELECT count(*) FROM memberships WHERE status NOT IN"
+                                " ('confirmed', 'unconfirmed', 'unsubscribed')")[0][0], 0)
+        self.assertEqual(self.q("PRAGMA integrity_check"), [("ok",)])
         rss_mb = usage.ru_maxrss / 1024
         sys.stderr.write("\n  %d rows: generated in %.1f s, imported in %.1f s "
                          "(%.0f rows/s), peak RSS %.1f MB\n"
