@@ -47,7 +47,9 @@ char *subscriber_attribs(const char *json, size_t len, td_error *e)
         td_err_set(e, TD_EINVAL, "the attributes are larger than %d bytes", SUB_ATTRIBS_MAX);
         return NULL;
     }
-    return buf_steal(&b);
+    char *out = buf_steal(&b);
+    buf_free(&b);
+    return out;
 }
 
 int subscriber_check(const sub_rec *r, td_error *e)

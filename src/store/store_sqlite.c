@@ -1326,7 +1326,9 @@ static char *multi_sql(enum multi_kind kind, int k)
                      " AND memberships.status <> 'unsubscribed'");
         break;
     }
-    return buf_steal(&b);
+    char *sql = buf_steal(&b);
+    buf_free(&b);
+    return sql;
 }
 
 /* A bulk statement for k rows, with the position of each row's parameters

@@ -34,7 +34,8 @@ int buf_vprintf(buf *b, const char *fmt, va_list ap);
 /* buf_truncate shortens b to len bytes (no-op when already shorter). */
 void buf_truncate(buf *b, size_t len);
 /* buf_steal returns the contents as a malloc'd string the caller frees and
- * leaves b empty (still usable). */
+ * leaves b empty and still usable, which allocates: buf_free(b) is still due
+ * when b is not used again. */
 char *buf_steal(buf *b);
 
 #endif
