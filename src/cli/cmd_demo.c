@@ -17,7 +17,8 @@ static const char usage[] =
     "Creates a demo database (default ./tidings-demo.db, replaced if it exists)\n"
     "with teams, users, lists and N subscribers (default 3000) whose names are in\n"
     "Arabic, Thai and Latin script, and prints a summary. Every demo user's\n"
-    "password is 'demo-password'.\n";
+    "password is 'demo-password'. $TIDINGS_DB is not used: demo replaces its\n"
+    "file, and must never replace your real database by accident.\n";
 
 static const char *const arabic_first[] = {"ليلى", "محمد", "فاطمة", "أحمد", "نور", "يوسف",
                                            "سارة", "عمر", "مريم", "خالد", "هدى", "كريم"};

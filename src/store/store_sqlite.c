@@ -1554,6 +1554,8 @@ static int bulk_write(sq *q, bulk_batch *b, bulk_row **ord, int64_t now, bulk_st
  * writer's time when it sorted) overlaps the writing of the batch before. */
 static void batch_sort(bulk_batch *b)
 {
+    if (b->n == 0)
+        return; /* qsort's array may not be NULL, even for no elements */
     if (b->ord_cap < b->n) {
         b->ord_cap = b->cap;
         b->ord = xrealloc(b->ord, b->ord_cap * sizeof *b->ord);
