@@ -160,8 +160,22 @@ static int cerr(cc *c, int code, size_t off, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Quoted template text may hold line breaks and other controls: an
+     * error stays one line, with them shown as \n, \t, \xHH. */
+    char shown[sizeof msg * 4];
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && n + 5 < sizeof shown; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            shown[n++] = (char)*p;
+        else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            shown[n++] = '\\';
+            shown[n++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+        } else
+            n += (size_t)snprintf(shown + n, sizeof shown - n, "\\x%02x", *p);
+    }
+    shown[n] = '\0';
     pos_of(c->src, off, &line, &col);
-    return td_err_set(c->e, code, "line %zu, column %zu: %s", line, col, msg);
+    return td_err_set(c->e, code, "line %zu, column %zu: %s", line, col, shown);
 }
 
 /* ---- pass 1: tokens ------------------------------------------------------- */
@@ -309,8 +323,9 @@ static int tokenize(cc *c, toks *tv)
             return cerr(c, TD_ETOOBIG, start, "tag name longer than %d bytes", MAX_NAME);
         for (size_t i = b; i < e; i++)
             if (is_ws(s[i]) || s[i] == '\0')
-                return cerr(c, TD_EINVAL, start, "bad tag name '%.*s': expected no spaces",
-                            (int)(e - b > 60 ? 60 : e - b), s + b);
+                return cerr(c, TD_EINVAL, start, "bad tag name '%.*s': expected no spaces%s",
+                            (int)(e - b > 60 ? 60 : e - b), s + b,
+                            memchr(s + b, '\n', e - b) ? " (is a closing delimiter missing?)" : "");
         t->name = b;
         t->name_n = e - b;
         tv->n++;
