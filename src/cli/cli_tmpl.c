@@ -59,24 +59,34 @@ int cli_tmpl_render_with(const char *what, const char *src, size_t n, json_t *da
                          buf *out)
 {
     td_error e = {0};
-    tmpl *t = NULL;
     tmpl_dir *d = NULL;
+    if (partials && tmpl_dir_open(partials, &d, &e)) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    int rc = cli_tmpl_render_fn(what, src, n, data, d ? tmpl_dir_partial : NULL, d, helpers,
+                                nhelpers, out);
+    tmpl_dir_free(d);
+    return rc;
+}
+
+int cli_tmpl_render_fn(const char *what, const char *src, size_t n, json_t *data,
+                       tmpl_partial_fn fn, void *ud, const tmpl_helper *helpers, size_t nhelpers,
+                       buf *out)
+{
+    td_error e = {0};
+    tmpl *t = NULL;
     int rc = -1;
     if (tmpl_compile(src, n, &t, &e)) {
         cli_error("%s: %s", what, e.msg);
         goto out;
     }
-    if (partials && tmpl_dir_open(partials, &d, &e)) {
-        cli_error("%s", e.msg);
-        goto out;
-    }
-    if (tmpl_render_with(t, data, d ? tmpl_dir_partial : NULL, d, helpers, nhelpers, out, &e)) {
+    if (tmpl_render_with(t, data, fn, ud, helpers, nhelpers, out, &e)) {
         cli_error("%s: %s", what, e.msg);
         goto out;
     }
     rc = 0;
 out:
     tmpl_free(t);
-    tmpl_dir_free(d);
     return rc;
 }

@@ -33,4 +33,10 @@ int cli_tmpl_render_with(const char *what, const char *src, size_t n, json_t *da
                          const char *partials, const tmpl_helper *helpers, size_t nhelpers,
                          buf *out);
 
+/* cli_tmpl_render_fn is cli_tmpl_render_with with partials from fn (see
+ * tmpl.h; NULL: none) instead of a folder. */
+int cli_tmpl_render_fn(const char *what, const char *src, size_t n, json_t *data,
+                       tmpl_partial_fn fn, void *ud, const tmpl_helper *helpers, size_t nhelpers,
+                       buf *out);
+
 #endif

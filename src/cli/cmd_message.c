@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "campaign/blocks.h"
 #include "campaign/context.h"
 #include "cli/cli.h"
 #include "cli/cli_tmpl.h"
@@ -18,6 +19,7 @@
 #include "mime/msg.h"
 #include "store/store.h"
 #include "tmpl/tmpl.h"
+#include "tmpl/tmpl_dir.h"
 #include "util/xalloc.h"
 
 static const char usage[] =
@@ -49,7 +51,10 @@ static const char usage[] =
     "click-tracked; keys in --data win over these. The unsubscribe URL then goes\n"
     "into List-Unsubscribe when it is https and --unsubscribe-url is not given.\n"
     "--sign signs the message with the DKIM keys of the From domain (made with\n"
-    "`tidings dkim keygen`; both algorithms when both exist).\n";
+    "`tidings dkim keygen`; both algorithms when both exist).\n"
+    "With a database, {{> article/NAME}} and {{> product/NAME}} include blocks of\n"
+    "the content library (`tidings block`), after --partials DIR is searched for\n"
+    "other names; inside a block {{title}} and its data ({{price}}...) are its own.\n";
 
 #define MAX_ATTACH_FILE (25u << 20)
 #define MAX_MESSAGE (256u << 20)
@@ -270,6 +275,9 @@ int cmd_message(int argc, char **argv)
     char *base_url = NULL, *secret = NULL;
     tmpl_helper helpers[2];
     size_t nhelpers = 0;
+    tmpl_dir *pdir = NULL;
+    blocks *lib = NULL;
+    blocks_chain chain = {0};
     buf signature;
     buf_init(&signature, BUF_NOCAP);
     json_t *data = cli_tmpl_data(dpath);
@@ -279,6 +287,12 @@ int cmd_message(int argc, char **argv)
         cli_error("%s: the data must be a JSON object", dpath);
         goto done;
     }
+    if (partials && tmpl_dir_open(partials, &pdir, &e)) {
+        cli_error("%s", e.msg);
+        goto done;
+    }
+    chain.first = pdir ? tmpl_dir_partial : NULL;
+    chain.first_ud = pdir;
     /* The platform's context, when there is a database to take it from. */
     const char *dbpath = cli_db_path(db);
     bool have_db = db || sign || getenv("TIDINGS_DB") || access(dbpath, F_OK) == 0;
@@ -288,6 +302,10 @@ int cmd_message(int argc, char **argv)
         if (context_for(st, from, to, &mc, &base_url, &secret, data))
             goto done;
         helpers[nhelpers++] = msg_context_helper(&mc, true);
+        lib = blocks_new(st, 0);
+        blocks_attach(lib, data, NULL);
+        chain.second = blocks_partial;
+        chain.second_ud = lib;
         if (!ms.unsubscribe_url) {
             json_t *u = json_object_get(data, "unsubscribe_url");
             if (json_is_string(u) && !strncmp(json_string_value(u), "https://", 8))
@@ -296,8 +314,8 @@ int cmd_message(int argc, char **argv)
     }
     if (tpath) {
         if (cli_tmpl_read(tpath, TMPL_MAX_SRC, &src) ||
-            cli_tmpl_render_with(tpath, src.data, src.len, data, partials, helpers, nhelpers,
-                                 &html))
+            cli_tmpl_render_fn(tpath, src.data, src.len, data, blocks_chain_partial, &chain,
+                               helpers, nhelpers, &html))
             goto done;
         ms.html = html.data;
         ms.html_len = html.len;
@@ -305,14 +323,20 @@ int cmd_message(int argc, char **argv)
     if (xpath) {
         buf_reset(&src);
         if (cli_tmpl_read(xpath, TMPL_MAX_SRC, &src) ||
-            cli_tmpl_render_with(xpath, src.data, src.len, data, partials, text_helpers(helpers,
-                                 nhelpers, &mc), nhelpers, &text))
+            cli_tmpl_render_fn(xpath, src.data, src.len, data, blocks_chain_partial, &chain,
+                               text_helpers(helpers, nhelpers, &mc), nhelpers, &text))
             goto done;
         ms.text = text.data;
         ms.text_len = msg_text_unescape(text.data, text.len);
     }
-    if (cli_tmpl_render("the subject", subject, strlen(subject), data, partials, &subj))
+    if (cli_tmpl_render_fn("the subject", subject, strlen(subject), data, blocks_chain_partial,
+                           &chain, NULL, 0, &subj))
         goto done;
+    /* A block that is not there would leave a hole in the message. */
+    if (lib && blocks_status(lib, &e)) {
+        cli_error("%s", e.msg);
+        goto done;
+    }
     ms.subject = subj.data;
     ms.subject_len = msg_text_unescape(subj.data, subj.len);
     for (size_t i = 0; i < nattach; i++) {
@@ -371,6 +395,8 @@ done:
     json_decref(data);
     msg_envelope_free(env);
     dkim_keyset_free(keys);
+    blocks_free(lib);
+    tmpl_dir_free(pdir);
     if (st)
         store_close(st);
     free(base_url);

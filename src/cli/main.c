@@ -21,6 +21,7 @@ static const struct command {
     {"render", cmd_render, "print a mustache template rendered with JSON data"},
     {"message", cmd_message, "print one complete message exactly as it would be sent"},
     {"dkim", cmd_dkim, "make DKIM keys, list them with their DNS records, sign a message"},
+    {"block", cmd_block, "add, list, show or remove articles and products of the content library"},
 };
 
 static void usage(FILE *f)

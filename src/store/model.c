@@ -48,6 +48,16 @@ void dkim_key_rec_clear(dkim_key_rec *k)
     memset(k, 0, sizeof *k);
 }
 
+void block_rec_clear(block_rec *b)
+{
+    free(b->kind);
+    free(b->name);
+    free(b->title);
+    free(b->body);
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
 void member_rec_clear(member_rec *m)
 {
     sub_rec_clear(&m->sub);
@@ -100,4 +110,22 @@ bool model_visibility_ok(const char *s)
 {
     static const char *const v[] = {"public", "private", NULL};
     return one_of(s, v);
+}
+
+bool model_block_kind_ok(const char *s)
+{
+    static const char *const v[] = {"article", "product", NULL};
+    return one_of(s, v);
+}
+
+bool model_block_name_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n == BLOCK_MAX_NAME ||
+            !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '-'))
+            return false;
+    return true;
 }

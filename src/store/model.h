@@ -108,12 +108,32 @@ typedef struct dkim_key_rec {
     int64_t created_at;
 } dkim_key_rec;
 
+/* A content block of the library (design.md): an article or a product the
+ * company provides, which a newsletter template includes as a partial
+ * ({{> article/NAME}}); campaign/blocks.h says what the body sees. */
+#define BLOCK_MAX_NAME 64              /* bytes of a block's name (a slug) */
+#define BLOCK_MAX_TITLE 1024           /* bytes of its title */
+#define BLOCK_MAX_BODY (256u << 10)    /* bytes of its body (mustache source) */
+#define BLOCK_MAX_DATA (64u << 10)     /* bytes of its data (canonical JSON) */
+typedef struct block_rec {
+    int64_t id;
+    char *kind;        /* article | product */
+    char *name;        /* unique slug: a-z, 0-9, '-'; 1 to BLOCK_MAX_NAME bytes */
+    char *title;       /* one line of UTF-8 */
+    char *body;        /* mustache template source, UTF-8 */
+    char *data;        /* a JSON object (price, url, image...), canonical; NULL in: "{}" */
+    int64_t team_id;   /* 0: company-wide */
+    int64_t created_at;
+    int64_t updated_at;
+} block_rec;
+
 void team_rec_clear(team_rec *t);
 void user_rec_clear(user_rec *u);
 void sub_rec_clear(sub_rec *s);
 void list_rec_clear(list_rec *l);
 void member_rec_clear(member_rec *m);
 void dkim_key_rec_clear(dkim_key_rec *k);
+void block_rec_clear(block_rec *b);
 
 /* Validity checks for the enumerated columns. */
 bool model_team_model_ok(const char *s);
@@ -122,5 +142,8 @@ bool model_sub_status_ok(const char *s);
 bool model_member_status_ok(const char *s);
 bool model_optin_ok(const char *s);
 bool model_visibility_ok(const char *s);
+bool model_block_kind_ok(const char *s);
+/* model_block_name_ok: 1 to BLOCK_MAX_NAME of a-z, 0-9 and '-'. */
+bool model_block_name_ok(const char *s);
 
 #endif

@@ -71,3 +71,7 @@ int store_audit_add(store *s, const audit_rec *a, td_error *e) { return s->ops->
 int store_counts_get(store *s, store_counts *c, td_error *e) { return s->ops->counts(s, c, e); }
 int store_dkim_key_add(store *s, const dkim_key_rec *k, int64_t *id, td_error *e) { return s->ops->dkim_key_add(s, k, id, e); }
 int store_dkim_key_each(store *s, const char *d, dkim_key_cb cb, void *ud, td_error *e) { return s->ops->dkim_key_each(s, d, cb, ud, e); }
+int store_block_put(store *s, const block_rec *b, int64_t *id, td_error *e) { return s->ops->block_put(s, b, id, e); }
+int store_block_get(store *s, const char *n, block_rec *o, td_error *e) { return s->ops->block_get(s, n, o, e); }
+int store_block_each(store *s, const char *k, block_cb cb, void *ud, td_error *e) { return s->ops->block_each(s, k, cb, ud, e); }
+int store_block_delete(store *s, const char *n, td_error *e) { return s->ops->block_delete(s, n, e); }

@@ -31,6 +31,7 @@ typedef int (*list_cb)(void *ud, const list_rec *l);
 typedef int (*member_cb)(void *ud, const member_rec *m);
 typedef int (*membership_cb)(void *ud, const char *list_name, const char *status);
 typedef int (*dkim_key_cb)(void *ud, const dkim_key_rec *k);
+typedef int (*block_cb)(void *ud, const block_rec *b);
 
 struct store_ops {
     const char *name;
@@ -85,6 +86,11 @@ struct store_ops {
 
     int (*dkim_key_add)(store *s, const dkim_key_rec *k, int64_t *id, td_error *e);
     int (*dkim_key_each)(store *s, const char *domain, dkim_key_cb cb, void *ud, td_error *e);
+
+    int (*block_put)(store *s, const block_rec *b, int64_t *id, td_error *e);
+    int (*block_get)(store *s, const char *name, block_rec *out, td_error *e);
+    int (*block_each)(store *s, const char *kind, block_cb cb, void *ud, td_error *e);
+    int (*block_delete)(store *s, const char *name, td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -167,5 +173,21 @@ int store_dkim_key_add(store *s, const dkim_key_rec *k, int64_t *id, td_error *e
 /* store_dkim_key_each walks the DKIM keys of domain (every domain when NULL),
  * ordered by domain, selector. */
 int store_dkim_key_each(store *s, const char *domain, dkim_key_cb cb, void *ud, td_error *e);
+/* store_block_put adds the content block b, or replaces the one of the same
+ * name (keeping its id and created_at); *id (may be NULL) is its id. The
+ * fields are checked first: TD_EINVAL for a bad kind or name, a title that
+ * is not one line of UTF-8, a body that is not UTF-8 or data that is not a
+ * JSON object; TD_ETOOBIG past a BLOCK_MAX_* cap; the data is stored in
+ * canonical form (util/jsonstr.h); NULL data is "{}". */
+int store_block_put(store *s, const block_rec *b, int64_t *id, td_error *e);
+/* store_block_get fills *out (the caller clears it) with the block called
+ * name; TD_ENOTFOUND when there is none. */
+int store_block_get(store *s, const char *name, block_rec *out, td_error *e);
+/* store_block_each walks the blocks of kind (every kind when NULL), ordered
+ * by kind, then name. */
+int store_block_each(store *s, const char *kind, block_cb cb, void *ud, td_error *e);
+/* store_block_delete removes the block called name; TD_ENOTFOUND when there
+ * is none. */
+int store_block_delete(store *s, const char *name, td_error *e);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "util/buf.h"
 #include "util/jsonstr.h"
+#include "util/utf8.h"
 #include "util/xalloc.h"
 
 /* ---- migrations ------------------------------------------------------- */
@@ -102,6 +103,23 @@ static const char *const migrations[] = {
     "  private_key TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  UNIQUE (domain, selector));",
+
+    /* 4: the content library: articles and products as template partials.
+     * The checks repeat those sq_block_put makes in C, so a row written by
+     * anything else (the sqlite3 shell, a later backend) holds to them too;
+     * kind is spelled with OR for the reason given at memberships.status. */
+    "CREATE TABLE content_blocks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind = 'article' OR kind = 'product'),"
+    "  name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 64"
+    "   AND name NOT GLOB '*[^a-z0-9-]*'),"
+    "  title TEXT NOT NULL,"
+    "  body TEXT NOT NULL CHECK (length(CAST(body AS BLOB)) <= 262144),"
+    "  data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data) AND json_type(data) = 'object'),"
+    "  team_id INTEGER REFERENCES teams(id) ON DELETE RESTRICT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX content_blocks_kind ON content_blocks(kind, name);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -124,11 +142,14 @@ enum q {
     Q_BULK_FIND, Q_BULK_INSERT, Q_BULK_UPDATE, Q_BULK_BLOCK, Q_BULK_MEMBER, Q_BULK_MAXID, Q_BULK_REFS,
     Q_SUPPRESS_ADD, Q_SUPPRESS_CHECK, Q_AUDIT_ADD, Q_COUNTS,
     Q_DKIM_KEY_ADD, Q_DKIM_KEY_EACH,
+    Q_BLOCK_PUT, Q_BLOCK_GET, Q_BLOCK_EACH, Q_BLOCK_DELETE,
     Q_COUNT
 };
 
 #define SUB_COLS "s.id, s.email, s.name, s.attribs, s.status, s.owner_id, s.team_id, " \
                  "s.timezone, s.locale, s.created_at, s.updated_at"
+
+#define BLOCK_COLS "id, kind, name, title, body, data, team_id, created_at, updated_at"
 
 static const char *const queries[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -245,6 +266,18 @@ static const char *const queries[Q_COUNT] = {
                        " VALUES (:domain, :selector, :algo, :private_key, :now)",
     [Q_DKIM_KEY_EACH] = "SELECT id, domain, selector, algo, private_key, created_at FROM dkim_keys"
                         " WHERE :domain IS NULL OR domain = :domain ORDER BY domain, selector",
+    /* Replacing keeps the id and created_at, so references to the block
+     * (a campaign's record of what it used) stay valid. */
+    [Q_BLOCK_PUT] = "INSERT INTO content_blocks (kind, name, title, body, data, team_id,"
+                    " created_at, updated_at) VALUES (:kind, :name, :title, :body, :data,"
+                    " :team_id, :now, :now)"
+                    " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,"
+                    " title = excluded.title, body = excluded.body, data = excluded.data,"
+                    " team_id = excluded.team_id, updated_at = excluded.updated_at RETURNING id",
+    [Q_BLOCK_GET] = "SELECT " BLOCK_COLS " FROM content_blocks WHERE name = :name",
+    [Q_BLOCK_EACH] = "SELECT " BLOCK_COLS " FROM content_blocks"
+                     " WHERE :kind IS NULL OR kind = :kind ORDER BY kind, name",
+    [Q_BLOCK_DELETE] = "DELETE FROM content_blocks WHERE name = :name",
 };
 
 /* A bulk batch: rows kept in C until the flush sorts and writes them. The
@@ -1843,6 +1876,149 @@ static int sq_dkim_key_each(store *s, const char *domain, dkim_key_cb cb, void *
                     (int (*)(void *, const void *))cb, ud, e, "listing DKIM keys");
 }
 
+/* ---- content blocks ------------------------------------------------------------ */
+
+static void fill_block(sqlite3_stmt *st, void *p)
+{
+    block_rec *b = p;
+    b->id = sqlite3_column_int64(st, 0);
+    b->kind = col_str(st, 1);
+    b->name = col_str(st, 2);
+    b->title = col_str(st, 3);
+    b->body = col_str(st, 4);
+    b->data = col_str(st, 5);
+    b->team_id = sqlite3_column_int64(st, 6);
+    b->created_at = sqlite3_column_int64(st, 7);
+    b->updated_at = sqlite3_column_int64(st, 8);
+}
+
+static void clear_block(void *p) { block_rec_clear(p); }
+
+/* block_data checks that data[0..n) is one JSON object and writes its
+ * canonical form to out (capped at BLOCK_MAX_DATA). */
+static int block_data(const char *data, size_t n, buf *out, td_error *e)
+{
+    if (n > BLOCK_MAX_DATA)
+        return td_err_set(e, TD_ETOOBIG, "the block's data is larger than %u bytes",
+                          (unsigned)BLOCK_MAX_DATA);
+    json_error_t je;
+    json_t *v = json_loadb(data, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!v) {
+        /* jansson quotes the bad token, which is the caller's input: keep
+         * the message on one line */
+        for (char *p = je.text; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+        return td_err_set(e, TD_EINVAL, "the block's data is not JSON: line %d, column %d: %s",
+                          je.line, je.column, je.text);
+    }
+    int rc = TD_OK;
+    if (!json_is_object(v))
+        rc = td_err_set(e, TD_EINVAL, "the block's data must be a JSON object ({...})");
+    else if (jsonstr_value(out, v))
+        rc = td_err_set(e, TD_ETOOBIG, "the block's data is larger than %u bytes",
+                        (unsigned)BLOCK_MAX_DATA);
+    json_decref(v);
+    return rc;
+}
+
+/* block_check refuses what the schema would, with a message that says
+ * which field and why (the CHECKs would only say "constraint failed"). */
+static int block_check(const block_rec *b, td_error *e)
+{
+    if (!model_block_kind_ok(b->kind))
+        return td_err_set(e, TD_EINVAL, "a block's kind is article or product");
+    if (!model_block_name_ok(b->name))
+        return td_err_set(e, TD_EINVAL, "a block's name is 1 to %d of a-z, 0-9 and '-'",
+                          BLOCK_MAX_NAME);
+    if (!b->title || !*b->title)
+        return td_err_set(e, TD_EINVAL, "the block has no title");
+    size_t n = strlen(b->title), bad;
+    if (n > BLOCK_MAX_TITLE)
+        return td_err_set(e, TD_ETOOBIG, "the block's title is longer than %d bytes",
+                          BLOCK_MAX_TITLE);
+    if (!utf8_valid(b->title, n, NULL) || utf8_has_ctl(b->title, n))
+        return td_err_set(e, TD_EINVAL, "the block's title must be one line of UTF-8 text");
+    if (!b->body)
+        return td_err_set(e, TD_EINVAL, "the block has no body");
+    n = strlen(b->body);
+    if (n > BLOCK_MAX_BODY)
+        return td_err_set(e, TD_ETOOBIG, "the block's body is larger than %u bytes",
+                          (unsigned)BLOCK_MAX_BODY);
+    if (!utf8_valid(b->body, n, &bad))
+        return td_err_set(e, TD_EINVAL, "the block's body is not UTF-8 (byte %zu)", bad);
+    return TD_OK;
+}
+
+static int sq_block_put(store *s, const block_rec *b, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    buf data;
+    buf_init(&data, BLOCK_MAX_DATA);
+    const char *raw = b->data ? b->data : "{}";
+    int rc = block_check(b, e);
+    if (!rc)
+        rc = block_data(raw, strlen(raw), &data, e);
+    sqlite3_stmt *st = rc ? NULL : stmt(q, Q_BLOCK_PUT, e);
+    if (!rc && !st)
+        rc = TD_EDB;
+    if (!rc) {
+        bind_text(st, ":kind", b->kind);
+        bind_text(st, ":name", b->name);
+        bind_text(st, ":title", b->title);
+        bind_text(st, ":body", b->body);
+        bind_text(st, ":data", data.data);
+        bind_id(st, ":team_id", b->team_id);
+        bind_now(st);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            if (id)
+                *id = sqlite3_column_int64(st, 0);
+        } else {
+            rc = sq_fail(q, r, e, "saving the block");
+        }
+        done(st);
+    }
+    buf_free(&data);
+    return rc;
+}
+
+static int sq_block_get(store *s, const char *name, block_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_BLOCK_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":name", name);
+    return select_one(q, st, fill_block, out, e, "block");
+}
+
+static int sq_block_each(store *s, const char *kind, block_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_BLOCK_EACH, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":kind", kind);
+    block_rec b = {0};
+    return each_row(q, st, fill_block, clear_block, &b, (int (*)(void *, const void *))cb, ud,
+                    e, "listing blocks");
+}
+
+static int sq_block_delete(store *s, const char *name, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_BLOCK_DELETE, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":name", name);
+    int rc = step_exec(q, st, e, "deleting the block");
+    done(st);
+    if (!rc && sqlite3_changes(q->db) == 0)
+        rc = td_err_set(e, TD_ENOTFOUND, "block: not found");
+    return rc;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1884,4 +2060,8 @@ static const struct store_ops sqlite_ops = {
     .counts = sq_counts,
     .dkim_key_add = sq_dkim_key_add,
     .dkim_key_each = sq_dkim_key_each,
+    .block_put = sq_block_put,
+    .block_get = sq_block_get,
+    .block_each = sq_block_each,
+    .block_delete = sq_block_delete,
 };
