@@ -129,3 +129,41 @@ bool model_block_name_ok(const char *s)
             return false;
     return true;
 }
+
+void relay_rec_clear(relay_rec *r)
+{
+    free(r->url);
+    memset(r, 0, sizeof *r);
+}
+
+void campaign_rec_clear(campaign_rec *c)
+{
+    free(c->name);
+    free(c->subject);
+    free(c->from);
+    free(c->reply_to);
+    free(c->html);
+    free(c->text);
+    free(c->state);
+    free(c->timezone);
+    memset(c, 0, sizeof *c);
+}
+
+void delivery_rec_clear(delivery_rec *d)
+{
+    free(d->email);
+    free(d->status);
+    free(d->last_reply);
+    free(d->message_id);
+    memset(d, 0, sizeof *d);
+}
+
+bool model_campaign_state_ok(const char *s)
+{
+    static const char *const ok[] = {"draft",  "scheduled", "running",
+                                     "paused", "finished",  "cancelled"};
+    for (size_t i = 0; s && i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(s, ok[i]))
+            return true;
+    return false;
+}

@@ -127,6 +127,56 @@ typedef struct block_rec {
     int64_t updated_at;
 } block_rec;
 
+/* A relay a campaign's messages go through (see smtp/smtp_url.h). The URL
+ * keeps its password: the database is a secret, as with DKIM keys. */
+typedef struct relay_rec {
+    int64_t id;
+    char *url;       /* canonical form (smtp_url_format, unmasked) */
+    int max_conns;   /* open connections at most, 1 to 1000 */
+    double rate;     /* messages per second at most; 0: no limit of its own */
+    int64_t created_at;
+} relay_rec;
+
+/* A campaign. States: draft -> scheduled -> running <-> paused ->
+ * finished | cancelled (see campaign/campaign.h for the transitions). */
+typedef struct campaign_rec {
+    int64_t id;
+    char *name;
+    char *subject;   /* a mustache template, rendered per recipient */
+    char *from;      /* "Name <addr>" or "addr", as checked by mime/addr */
+    char *reply_to;  /* or NULL */
+    char *html;      /* HTML template source, or NULL for a text-only campaign */
+    char *text;      /* text template source, or NULL: made from the HTML */
+    char *state;
+    int64_t send_at; /* unix time; 0: as soon as it is started */
+    char *timezone;  /* the IANA zone --at was given in, or NULL */
+    int64_t team_id, owner_id;
+    int64_t created_at, updated_at, started_at, finished_at;
+} campaign_rec;
+
+/* How a campaign's deliveries stand. */
+typedef struct campaign_counts {
+    uint64_t total, queued, sending, sent, deferred, failed;
+} campaign_counts;
+
+/* One recipient of a campaign: the delivery log's row. */
+typedef struct delivery_rec {
+    int64_t id, campaign_id, subscriber_id;
+    char *email;      /* frozen when the campaign started */
+    char *status;     /* queued | sending | sent | deferred | failed */
+    int attempts;
+    int64_t next_at;  /* not before (unix time) */
+    char *last_reply; /* the server's words, or what went wrong */
+    int64_t relay_id;
+    char *message_id;
+    bool maybe_duplicate; /* was on the wire at a crash and sent again */
+    int64_t updated_at;
+} delivery_rec;
+
+void relay_rec_clear(relay_rec *r);
+void campaign_rec_clear(campaign_rec *c);
+void delivery_rec_clear(delivery_rec *d);
+
 void team_rec_clear(team_rec *t);
 void user_rec_clear(user_rec *u);
 void sub_rec_clear(sub_rec *s);
@@ -143,6 +193,7 @@ bool model_member_status_ok(const char *s);
 bool model_optin_ok(const char *s);
 bool model_visibility_ok(const char *s);
 bool model_block_kind_ok(const char *s);
+bool model_campaign_state_ok(const char *s);
 /* model_block_name_ok: 1 to BLOCK_MAX_NAME of a-z, 0-9 and '-'. */
 bool model_block_name_ok(const char *s);
 

@@ -75,3 +75,14 @@ int store_block_put(store *s, const block_rec *b, int64_t *id, td_error *e) { re
 int store_block_get(store *s, const char *n, block_rec *o, td_error *e) { return s->ops->block_get(s, n, o, e); }
 int store_block_each(store *s, const char *k, block_cb cb, void *ud, td_error *e) { return s->ops->block_each(s, k, cb, ud, e); }
 int store_block_delete(store *s, const char *n, td_error *e) { return s->ops->block_delete(s, n, e); }
+int store_relay_add(store *s, const relay_rec *r, int64_t *id, td_error *e) { return s->ops->relay_add(s, r, id, e); }
+int store_relay_each(store *s, relay_cb cb, void *ud, td_error *e) { return s->ops->relay_each(s, cb, ud, e); }
+int store_relay_delete(store *s, int64_t id, td_error *e) { return s->ops->relay_delete(s, id, e); }
+int store_campaign_add(store *s, const campaign_rec *c, const int64_t *l, size_t n, int64_t *id, td_error *e) { return s->ops->campaign_add(s, c, l, n, id, e); }
+int store_campaign_get(store *s, int64_t id, campaign_rec *o, td_error *e) { return s->ops->campaign_get(s, id, o, e); }
+int store_campaign_each(store *s, campaign_cb cb, void *ud, td_error *e) { return s->ops->campaign_each(s, cb, ud, e); }
+int store_campaign_list_names(store *s, int64_t id, name_cb cb, void *ud, td_error *e) { return s->ops->campaign_list_names(s, id, cb, ud, e); }
+int store_campaign_set_state(store *s, int64_t id, const char *f, const char *t, int64_t now, td_error *e) { return s->ops->campaign_set_state(s, id, f, t, now, e); }
+int store_campaign_freeze(store *s, int64_t id, int64_t now, uint64_t *n, td_error *e) { return s->ops->campaign_freeze(s, id, now, n, e); }
+int store_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error *e) { return s->ops->campaign_counts(s, id, c, e); }
+int store_delivery_each(store *s, int64_t c, const char *st, delivery_cb cb, void *ud, td_error *e) { return s->ops->delivery_each(s, c, st, cb, ud, e); }

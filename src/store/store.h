@@ -32,6 +32,10 @@ typedef int (*member_cb)(void *ud, const member_rec *m);
 typedef int (*membership_cb)(void *ud, const char *list_name, const char *status);
 typedef int (*dkim_key_cb)(void *ud, const dkim_key_rec *k);
 typedef int (*block_cb)(void *ud, const block_rec *b);
+typedef int (*relay_cb)(void *ud, const relay_rec *r);
+typedef int (*campaign_cb)(void *ud, const campaign_rec *c);
+typedef int (*delivery_cb)(void *ud, const delivery_rec *d);
+typedef int (*name_cb)(void *ud, const char *name);
 
 struct store_ops {
     const char *name;
@@ -91,6 +95,22 @@ struct store_ops {
     int (*block_get)(store *s, const char *name, block_rec *out, td_error *e);
     int (*block_each)(store *s, const char *kind, block_cb cb, void *ud, td_error *e);
     int (*block_delete)(store *s, const char *name, td_error *e);
+
+    int (*relay_add)(store *s, const relay_rec *r, int64_t *id, td_error *e);
+    int (*relay_each)(store *s, relay_cb cb, void *ud, td_error *e);
+    int (*relay_delete)(store *s, int64_t id, td_error *e);
+
+    int (*campaign_add)(store *s, const campaign_rec *c, const int64_t *list_ids, size_t nlists,
+                        int64_t *id, td_error *e);
+    int (*campaign_get)(store *s, int64_t id, campaign_rec *out, td_error *e);
+    int (*campaign_each)(store *s, campaign_cb cb, void *ud, td_error *e);
+    int (*campaign_list_names)(store *s, int64_t id, name_cb cb, void *ud, td_error *e);
+    int (*campaign_set_state)(store *s, int64_t id, const char *from, const char *to, int64_t now,
+                              td_error *e);
+    int (*campaign_freeze)(store *s, int64_t id, int64_t now, uint64_t *added, td_error *e);
+    int (*campaign_counts)(store *s, int64_t id, campaign_counts *c, td_error *e);
+    int (*delivery_each)(store *s, int64_t campaign_id, const char *status, delivery_cb cb,
+                         void *ud, td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -189,5 +209,40 @@ int store_block_each(store *s, const char *kind, block_cb cb, void *ud, td_error
 /* store_block_delete removes the block called name; TD_ENOTFOUND when there
  * is none. */
 int store_block_delete(store *s, const char *name, td_error *e);
+
+/* store_relay_add adds relay r; TD_EEXISTS when its URL is there already. */
+int store_relay_add(store *s, const relay_rec *r, int64_t *id, td_error *e);
+/* store_relay_each walks the relays by id. */
+int store_relay_each(store *s, relay_cb cb, void *ud, td_error *e);
+/* store_relay_delete removes relay id; TD_ENOTFOUND when there is none. */
+int store_relay_delete(store *s, int64_t id, td_error *e);
+
+/* store_campaign_add adds campaign c (state as given) with its lists, in
+ * one transaction; TD_ENOTFOUND when a list id does not exist. */
+int store_campaign_add(store *s, const campaign_rec *c, const int64_t *list_ids, size_t nlists,
+                       int64_t *id, td_error *e);
+/* store_campaign_get fills *out (the caller clears it); TD_ENOTFOUND. */
+int store_campaign_get(store *s, int64_t id, campaign_rec *out, td_error *e);
+/* store_campaign_each walks the campaigns, newest first. */
+int store_campaign_each(store *s, campaign_cb cb, void *ud, td_error *e);
+/* store_campaign_list_names gives the names of the campaign's lists. */
+int store_campaign_list_names(store *s, int64_t id, name_cb cb, void *ud, td_error *e);
+/* store_campaign_set_state moves campaign id from state `from` to `to`
+ * (compare and set: TD_EDENIED when it is not in `from` any more), setting
+ * started_at on entering running the first time and finished_at on
+ * finished or cancelled. TD_ENOTFOUND when there is no such campaign. */
+int store_campaign_set_state(store *s, int64_t id, const char *from, const char *to, int64_t now,
+                             td_error *e);
+/* store_campaign_freeze adds a queued delivery for every recipient of the
+ * campaign's lists: members confirmed (or unconfirmed on a single opt-in
+ * list), enabled, not suppressed; one per subscriber however many of the
+ * lists they are on. Idempotent. *added is the number of rows added. */
+int store_campaign_freeze(store *s, int64_t id, int64_t now, uint64_t *added, td_error *e);
+/* store_campaign_counts counts the campaign's deliveries by status. */
+int store_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error *e);
+/* store_delivery_each walks the campaign's deliveries of one status (all
+ * when NULL), by id. */
+int store_delivery_each(store *s, int64_t campaign_id, const char *status, delivery_cb cb,
+                        void *ud, td_error *e);
 
 #endif

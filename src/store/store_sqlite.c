@@ -120,6 +120,55 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX content_blocks_kind ON content_blocks(kind, name);",
+
+    /* 5: campaigns, their lists, the delivery log, the relays. Enumerated
+     * columns are spelled with OR (see memberships.status). */
+    "CREATE TABLE relays ("
+    "  id INTEGER PRIMARY KEY,"
+    "  url TEXT NOT NULL UNIQUE,"
+    "  max_conns INTEGER NOT NULL CHECK (max_conns BETWEEN 1 AND 1000),"
+    "  rate REAL NOT NULL CHECK (rate >= 0),"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE campaigns ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  from_addr TEXT NOT NULL,"
+    "  reply_to TEXT,"
+    "  html TEXT,"
+    "  text TEXT,"
+    "  state TEXT NOT NULL CHECK (state = 'draft' OR state = 'scheduled' OR state = 'running'"
+    "   OR state = 'paused' OR state = 'finished' OR state = 'cancelled'),"
+    "  send_at INTEGER,"
+    "  timezone TEXT,"
+    "  team_id INTEGER REFERENCES teams(id) ON DELETE SET NULL,"
+    "  owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  CHECK (html IS NOT NULL OR text IS NOT NULL));"
+    "CREATE TABLE campaign_lists ("
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE RESTRICT,"
+    "  PRIMARY KEY (campaign_id, list_id)) WITHOUT ROWID;"
+    "CREATE INDEX campaign_lists_list ON campaign_lists(list_id);"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,"
+    "  subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE SET NULL,"
+    "  email TEXT NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status = 'queued' OR status = 'sending' OR status = 'sent'"
+    "   OR status = 'deferred' OR status = 'failed'),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_reply TEXT,"
+    "  relay_id INTEGER REFERENCES relays(id) ON DELETE SET NULL,"
+    "  message_id TEXT,"
+    "  maybe_duplicate INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL,"
+    "  UNIQUE (campaign_id, subscriber_id));"
+    "CREATE INDEX deliveries_todo ON deliveries(campaign_id, status, next_at);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -143,6 +192,10 @@ enum q {
     Q_SUPPRESS_ADD, Q_SUPPRESS_CHECK, Q_AUDIT_ADD, Q_COUNTS,
     Q_DKIM_KEY_ADD, Q_DKIM_KEY_EACH,
     Q_BLOCK_PUT, Q_BLOCK_GET, Q_BLOCK_EACH, Q_BLOCK_DELETE,
+    Q_RELAY_ADD, Q_RELAY_EACH, Q_RELAY_DELETE,
+    Q_CAMPAIGN_ADD, Q_CAMPAIGN_ADD_LIST, Q_CAMPAIGN_GET, Q_CAMPAIGN_EACH, Q_CAMPAIGN_LIST_NAMES,
+    Q_CAMPAIGN_SET_STATE, Q_CAMPAIGN_FREEZE, Q_CAMPAIGN_COUNTS, Q_DELIVERY_EACH,
+    Q_DELIVERY_EACH_STATUS,
     Q_COUNT
 };
 
@@ -278,6 +331,53 @@ static const char *const queries[Q_COUNT] = {
     [Q_BLOCK_EACH] = "SELECT " BLOCK_COLS " FROM content_blocks"
                      " WHERE :kind IS NULL OR kind = :kind ORDER BY kind, name",
     [Q_BLOCK_DELETE] = "DELETE FROM content_blocks WHERE name = :name",
+    [Q_RELAY_ADD] = "INSERT INTO relays (url, max_conns, rate, created_at)"
+                    " VALUES (:url, :max_conns, :rate, :now)",
+    [Q_RELAY_EACH] = "SELECT id, url, max_conns, rate, created_at FROM relays ORDER BY id",
+    [Q_RELAY_DELETE] = "DELETE FROM relays WHERE id = :id",
+    [Q_CAMPAIGN_ADD] =
+        "INSERT INTO campaigns (name, subject, from_addr, reply_to, html, text, state, send_at,"
+        " timezone, team_id, owner_id, created_at, updated_at) VALUES (:name, :subject, :from,"
+        " :reply_to, :html, :text, :state, :send_at, :timezone, :team_id, :owner_id, :now, :now)",
+    [Q_CAMPAIGN_ADD_LIST] = "INSERT OR IGNORE INTO campaign_lists (campaign_id, list_id)"
+                            " VALUES (:campaign_id, :list_id)",
+#define CAMPAIGN_COLS                                                                          \
+    "id, name, subject, from_addr, reply_to, html, text, state, send_at, timezone, team_id,"  \
+    " owner_id, created_at, updated_at, started_at, finished_at"
+    [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = :id",
+    [Q_CAMPAIGN_EACH] = "SELECT " CAMPAIGN_COLS " FROM campaigns ORDER BY id DESC",
+    [Q_CAMPAIGN_LIST_NAMES] = "SELECT l.name FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id"
+                              " WHERE cl.campaign_id = :id ORDER BY l.name",
+    [Q_CAMPAIGN_SET_STATE] =
+        "UPDATE campaigns SET state = :to, updated_at = :now,"
+        " started_at = CASE WHEN :to = 'running' THEN coalesce(started_at, :now) ELSE started_at END,"
+        " finished_at = CASE WHEN :to = 'finished' OR :to = 'cancelled' THEN :now"
+        "  ELSE finished_at END"
+        " WHERE id = :id AND state = :from",
+    /* The audience, frozen: driven from the memberships of the campaign's
+     * lists (their primary key is (list_id, subscriber_id)); OR IGNORE
+     * makes a subscriber on several lists one delivery. */
+    [Q_CAMPAIGN_FREEZE] =
+        "INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, email, status, next_at,"
+        " updated_at)"
+        " SELECT :id, s.id, s.email, 'queued', 0, :now"
+        " FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id"
+        " JOIN memberships m ON m.list_id = cl.list_id"
+        " JOIN subscribers s ON s.id = m.subscriber_id"
+        " WHERE cl.campaign_id = :id"
+        "  AND (m.status = 'confirmed' OR (m.status = 'unconfirmed' AND l.optin = 'single'))"
+        "  AND s.status = 'enabled'"
+        "  AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.address = s.email)"
+        " ORDER BY s.id",
+    [Q_CAMPAIGN_COUNTS] = "SELECT status, count(*) FROM deliveries WHERE campaign_id = :id"
+                          " GROUP BY status",
+#define DELIVERY_COLS                                                                          \
+    "id, campaign_id, subscriber_id, email, status, attempts, next_at, last_reply, relay_id,"   \
+    " message_id, maybe_duplicate, updated_at"
+    [Q_DELIVERY_EACH] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE campaign_id = :id"
+                        " ORDER BY id",
+    [Q_DELIVERY_EACH_STATUS] = "SELECT " DELIVERY_COLS " FROM deliveries"
+                               " WHERE campaign_id = :id AND status = :status ORDER BY id",
 };
 
 /* A bulk batch: rows kept in C until the flush sorts and writes them. The
@@ -2019,6 +2119,264 @@ static int sq_block_delete(store *s, const char *name, td_error *e)
     return rc;
 }
 
+/* ---- relays ---------------------------------------------------------------------- */
+
+static void fill_relay(sqlite3_stmt *st, void *p)
+{
+    relay_rec *r = p;
+    r->id = sqlite3_column_int64(st, 0);
+    r->url = col_str(st, 1);
+    r->max_conns = sqlite3_column_int(st, 2);
+    r->rate = sqlite3_column_double(st, 3);
+    r->created_at = sqlite3_column_int64(st, 4);
+}
+
+static void clear_relay(void *p) { relay_rec_clear(p); }
+
+static int sq_relay_add(store *s, const relay_rec *r, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_RELAY_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":url", r->url);
+    bind_int(st, ":max_conns", r->max_conns);
+    int at = sqlite3_bind_parameter_index(st, ":rate");
+    sqlite3_bind_double(st, at, r->rate);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the relay");
+}
+
+static int sq_relay_each(store *s, relay_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_RELAY_EACH, e);
+    if (!st)
+        return TD_EDB;
+    relay_rec r = {0};
+    return each_row(q, st, fill_relay, clear_relay, &r, (int (*)(void *, const void *))cb, ud, e,
+                    "listing relays");
+}
+
+static int sq_relay_delete(store *s, int64_t id, td_error *e)
+{
+    return delete_by_id(s, Q_RELAY_DELETE, id, e, "deleting the relay");
+}
+
+/* ---- campaigns --------------------------------------------------------------------- */
+
+static void fill_campaign(sqlite3_stmt *st, void *p)
+{
+    campaign_rec *c = p;
+    c->id = sqlite3_column_int64(st, 0);
+    c->name = col_str(st, 1);
+    c->subject = col_str(st, 2);
+    c->from = col_str(st, 3);
+    c->reply_to = col_str(st, 4);
+    c->html = col_str(st, 5);
+    c->text = col_str(st, 6);
+    c->state = col_str(st, 7);
+    c->send_at = sqlite3_column_int64(st, 8);
+    c->timezone = col_str(st, 9);
+    c->team_id = sqlite3_column_int64(st, 10);
+    c->owner_id = sqlite3_column_int64(st, 11);
+    c->created_at = sqlite3_column_int64(st, 12);
+    c->updated_at = sqlite3_column_int64(st, 13);
+    c->started_at = sqlite3_column_int64(st, 14);
+    c->finished_at = sqlite3_column_int64(st, 15);
+}
+
+static void clear_campaign(void *p) { campaign_rec_clear(p); }
+
+static int sq_campaign_add(store *s, const campaign_rec *c, const int64_t *list_ids,
+                           size_t nlists, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    int rc = sq_begin(s, e);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_ADD, e);
+    if (!st) {
+        sq_rollback(s);
+        return TD_EDB;
+    }
+    bind_text(st, ":name", c->name);
+    bind_text(st, ":subject", c->subject);
+    bind_text(st, ":from", c->from);
+    bind_text(st, ":reply_to", c->reply_to);
+    bind_text(st, ":html", c->html);
+    bind_text(st, ":text", c->text);
+    bind_text(st, ":state", c->state ? c->state : "draft");
+    bind_id(st, ":send_at", c->send_at);
+    bind_text(st, ":timezone", c->timezone);
+    bind_id(st, ":team_id", c->team_id);
+    bind_id(st, ":owner_id", c->owner_id);
+    bind_now(st);
+    int64_t cid = 0;
+    rc = insert_id(q, st, &cid, e, "adding the campaign");
+    for (size_t i = 0; !rc && i < nlists; i++) {
+        if (!(st = stmt(q, Q_CAMPAIGN_ADD_LIST, e))) {
+            rc = TD_EDB;
+            break;
+        }
+        bind_int(st, ":campaign_id", cid);
+        bind_int(st, ":list_id", list_ids[i]);
+        rc = step_exec(q, st, e, "adding the campaign's list");
+        done(st);
+        if (rc && e && strstr(e->msg, "FOREIGN KEY"))
+            rc = td_err_set(e, TD_ENOTFOUND, "a list of the campaign does not exist");
+    }
+    if (!rc)
+        rc = sq_commit(s, e);
+    if (rc)
+        sq_rollback(s);
+    else if (id)
+        *id = cid;
+    return rc;
+}
+
+static int sq_campaign_get(store *s, int64_t id, campaign_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return select_one(q, st, fill_campaign, out, e, "campaign");
+}
+
+static int sq_campaign_each(store *s, campaign_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_EACH, e);
+    if (!st)
+        return TD_EDB;
+    campaign_rec c = {0};
+    return each_row(q, st, fill_campaign, clear_campaign, &c, (int (*)(void *, const void *))cb,
+                    ud, e, "listing campaigns");
+}
+
+static int sq_campaign_list_names(store *s, int64_t id, name_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_LIST_NAMES, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    int rc, res = TD_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((res = cb(ud, (const char *)sqlite3_column_text(st, 0))))
+            break;
+    if (!res && rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, "listing the campaign's lists");
+    done(st);
+    return res;
+}
+
+static int sq_campaign_set_state(store *s, int64_t id, const char *from, const char *to,
+                                 int64_t now, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_SET_STATE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    bind_text(st, ":from", from);
+    bind_text(st, ":to", to);
+    bind_int(st, ":now", now);
+    int rc = step_exec(q, st, e, "changing the campaign's state");
+    int changed = sqlite3_changes(q->db);
+    done(st);
+    if (rc || changed)
+        return rc;
+    campaign_rec c = {0};
+    rc = sq_campaign_get(s, id, &c, e);
+    if (!rc)
+        rc = td_err_set(e, TD_EDENIED, "the campaign is %s now, not %s", c.state, from);
+    campaign_rec_clear(&c);
+    return rc;
+}
+
+static int sq_campaign_freeze(store *s, int64_t id, int64_t now, uint64_t *added, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_FREEZE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    bind_int(st, ":now", now);
+    int rc = step_exec(q, st, e, "freezing the campaign's audience");
+    if (!rc && added)
+        *added = (uint64_t)sqlite3_changes(q->db);
+    done(st);
+    return rc;
+}
+
+static int sq_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error *e)
+{
+    sq *q = (sq *)s;
+    memset(c, 0, sizeof *c);
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_COUNTS, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(st, 0);
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
+        c->total += n;
+        if (!status)
+            continue;
+        if (!strcmp(status, "queued"))
+            c->queued = n;
+        else if (!strcmp(status, "sending"))
+            c->sending = n;
+        else if (!strcmp(status, "sent"))
+            c->sent = n;
+        else if (!strcmp(status, "deferred"))
+            c->deferred = n;
+        else if (!strcmp(status, "failed"))
+            c->failed = n;
+    }
+    int res = rc == SQLITE_DONE ? TD_OK : sq_fail(q, rc, e, "counting deliveries");
+    done(st);
+    return res;
+}
+
+static void fill_delivery(sqlite3_stmt *st, void *p)
+{
+    delivery_rec *d = p;
+    d->id = sqlite3_column_int64(st, 0);
+    d->campaign_id = sqlite3_column_int64(st, 1);
+    d->subscriber_id = sqlite3_column_int64(st, 2);
+    d->email = col_str(st, 3);
+    d->status = col_str(st, 4);
+    d->attempts = sqlite3_column_int(st, 5);
+    d->next_at = sqlite3_column_int64(st, 6);
+    d->last_reply = col_str(st, 7);
+    d->relay_id = sqlite3_column_int64(st, 8);
+    d->message_id = col_str(st, 9);
+    d->maybe_duplicate = sqlite3_column_int(st, 10) != 0;
+    d->updated_at = sqlite3_column_int64(st, 11);
+}
+
+static void clear_delivery(void *p) { delivery_rec_clear(p); }
+
+static int sq_delivery_each(store *s, int64_t campaign_id, const char *status, delivery_cb cb,
+                            void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, status ? Q_DELIVERY_EACH_STATUS : Q_DELIVERY_EACH, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", campaign_id);
+    if (status)
+        bind_text(st, ":status", status);
+    delivery_rec d = {0};
+    return each_row(q, st, fill_delivery, clear_delivery, &d, (int (*)(void *, const void *))cb,
+                    ud, e, "listing deliveries");
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -2064,4 +2422,15 @@ static const struct store_ops sqlite_ops = {
     .block_get = sq_block_get,
     .block_each = sq_block_each,
     .block_delete = sq_block_delete,
+    .relay_add = sq_relay_add,
+    .relay_each = sq_relay_each,
+    .relay_delete = sq_relay_delete,
+    .campaign_add = sq_campaign_add,
+    .campaign_get = sq_campaign_get,
+    .campaign_each = sq_campaign_each,
+    .campaign_list_names = sq_campaign_list_names,
+    .campaign_set_state = sq_campaign_set_state,
+    .campaign_freeze = sq_campaign_freeze,
+    .campaign_counts = sq_campaign_counts,
+    .delivery_each = sq_delivery_each,
 };
