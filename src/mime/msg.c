@@ -206,16 +206,30 @@ static inline uint64_t load8(const char *s)
     return w;
 }
 
-/* plain8 is true when s[0..8) are all printable ASCII or SP (0x20-0x7e)
- * other than '=': bytes that need no thought from the encoders below. */
-static inline bool plain8(const char *s)
+/* not_plain8 flags (the high bit of) each of s[0..8) that is not printable
+ * ASCII or SP (0x20-0x7e) or is '=': the bytes the encoders below must
+ * look at. 0 means none. The lowest flag is exact (a borrow or carry only
+ * spreads from a flagged byte to later ones), so on a little-endian machine
+ * first_flag finds the first such byte; elsewhere it says 0 and the caller
+ * goes on byte by byte. */
+static inline uint64_t not_plain8(const char *s)
 {
     uint64_t w = load8(s), eq = w ^ (ONES * '=');
-    if (w & HIGHS)
-        return false;
-    return !((w - ONES * 0x20) & ~w & HIGHS) && /* no byte < 0x20 */
-           !((w + ONES) & HIGHS) &&              /* no 0x7f */
-           !((eq - ONES) & ~eq & HIGHS);         /* no '=' */
+    uint64_t high = w & HIGHS;                     /* >= 0x80 */
+    uint64_t ctl = (w - ONES * 0x20) & ~w & HIGHS; /* < 0x20 */
+    uint64_t del = (w + ONES) & HIGHS;             /* 0x7f */
+    uint64_t eqs = (eq - ONES) & ~eq & HIGHS;      /* '=' */
+    return high | ctl | del | eqs;
+}
+
+static inline size_t first_flag(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(m) / 8;
+#else
+    (void)m;
+    return 0;
+#endif
 }
 
 enum { CTE_7BIT, CTE_QP, CTE_B64 };
@@ -232,8 +246,14 @@ static int choose_cte(const char *s, size_t n)
     bool not7 = false;
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n; i++) {
-        while (i + 8 <= n && plain8(s + i))
+        while (i + 8 <= n) {
+            uint64_t m = not_plain8(s + i);
+            if (m) {
+                i += first_flag(m);
+                break;
+            }
             i += 8;
+        }
         if (i == n)
             break;
         unsigned char c = p[i];
@@ -321,12 +341,17 @@ static void put_qp(wr *w, const char *s, size_t n)
         if (qp_literal(c) && !(col == 0 && c == 'F')) {
             size_t j = i;
             size_t room = 75 - col;
-            /* blanks are plain too unless a line end follows them: in a
-             * plain word none does but perhaps after its last byte, so
-             * that one must not be a blank */
-            while (j + 8 <= n && j + 8 - i <= room && plain8(s + j) && s[j + 7] != ' ')
-                j += 8;
-            while (j < n && j - i < room) {
+            size_t lim = n - i < room ? n : i + room;
+            /* blanks are plain too unless a line end follows them */
+            while (j < lim) {
+                if (j + 8 <= lim) {
+                    uint64_t m = not_plain8(s + j);
+                    if (!m) {
+                        j += 8;
+                        continue;
+                    }
+                    j += first_flag(m);
+                }
                 unsigned char d = (unsigned char)s[j];
                 if (qp_literal(d) ||
                     ((d == ' ' || d == '\t') && j + 1 < n && s[j + 1] != '\r' && s[j + 1] != '\n'))
@@ -334,6 +359,11 @@ static void put_qp(wr *w, const char *s, size_t n)
                 else
                     break;
             }
+            /* a word skipped may end in the SP before a line end or the
+             * end of the text: that SP is encoded (s[i] is no blank, so the
+             * run stays non-empty) */
+            if ((j == n || s[j] == '\r' || s[j] == '\n') && s[j - 1] == ' ')
+                j--;
             w_put(w, s + i, j - i);
             col += j - i;
             i = j;
