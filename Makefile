@@ -21,7 +21,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 
-.PHONY: FORCE all test unit e2e asan check fuzz fuzz-smoke clean demo format bench-import bench-dkim
+.PHONY: FORCE all test unit e2e asan check fuzz fuzz-smoke clean demo format bench-import bench-dkim bench-render
 
 all: tidings
 
@@ -94,6 +94,15 @@ bench-dkim: $(B)/bench/dkim-sign
 	$(B)/bench/dkim-sign
 
 $(B)/bench/dkim-sign: bench/dkim-sign.c $(B)/libtidings.a
+	@mkdir -p $(dir $@)
+	@echo "  BENCH $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libtidings.a $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# Render + MIME + DKIM messages/s of a campaign beside `openssl speed`.
+bench-render: $(B)/bench/render
+	$(B)/bench/render
+
+$(B)/bench/render: bench/render.c $(B)/libtidings.a
 	@mkdir -p $(dir $@)
 	@echo "  BENCH $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libtidings.a $(LDFLAGS_ALL) $(PKG_LIBS)

@@ -74,6 +74,33 @@ static void test_round_trip(void **state)
     }
 }
 
+/* Known answers, computed with Python's hmac and base64 modules: the token
+ * format is a contract with links already sent, whatever computes it. */
+static void test_known_tokens(void **state)
+{
+    (void)state;
+    static const struct {
+        track_claims c;
+        const char *token;
+    } cases[] = {
+        {{TRACK_OPEN, 1, 2, 3, NULL, 0}, "AQEBAgPDUAG9KrZaonhD-3VdF8AE"},
+        {{TRACK_CLICK, 987654321, INT64_MAX, 7, (char *)"https://shop.example/a?b=1&c=%20", 32},
+         "AQKx0fnWA___________fwdodHRwczovL3Nob3AuZXhhbXBsZS9hP2I9MSZjPSUyML_zMo4RMDobQKkOoeZdYg0"},
+        {{TRACK_VIEW, 5, 6, 0, NULL, 0}, "AQUFBgA-vIH7W4eCtV7aY1v6aYNs"},
+    };
+    for (int round = 0; round < 2; round++) /* a second key in between: re-keying */
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            buf b;
+            buf_init(&b, BUF_NOCAP);
+            assert_int_equal(track_token(key, &cases[i].c, &b, NULL), TD_OK);
+            assert_string_equal(b.data, cases[i].token);
+            buf_reset(&b);
+            assert_int_equal(track_token(other, &cases[i].c, &b, NULL), TD_OK);
+            assert_string_not_equal(b.data, cases[i].token);
+            buf_free(&b);
+        }
+}
+
 static void test_hostile_tokens(void **state)
 {
     (void)state;
@@ -184,6 +211,30 @@ static void test_context(void **state)
     track_claims_clear(&c);
     free(out);
 
+    /* The click URL is HTML-escaped in the HTML part (an odd base URL). */
+    msg_context odd = mc;
+    odd.base_url = "https://news.example.com/a&b";
+    assert_int_equal(render(&odd, "{{#track}}https://shop.example/&quot;x&#x27;{{/track}}", true,
+                            &out, &e),
+                     TD_OK);
+    assert_memory_equal(out, "https://news.example.com/a&amp;b/c/", 35);
+    assert_int_equal(track_open(key, out + 35, strlen(out + 35), &c, NULL), TD_OK);
+    assert_string_equal(c.data, "https://shop.example/\"x'");
+    track_claims_clear(&c);
+    free(out);
+
+    /* A link past TRACK_DATA_MAX is refused, not cut. */
+    buf big;
+    buf_init(&big, BUF_NOCAP);
+    buf_puts(&big, "{{#track}}https://shop.example/");
+    for (int i = 0; i < TRACK_DATA_MAX; i++)
+        buf_puts(&big, i % 2 ? "&amp;" : "a");
+    buf_puts(&big, "{{/track}}");
+    td_error e3 = {0};
+    assert_int_equal(render(&mc, big.data, true, &out, &e3), TD_EINVAL);
+    assert_non_null(strstr(e3.msg, "longer than"));
+    buf_free(&big);
+
     /* Not a URL, or a javascript: one, is refused with a message. */
     static const char *const bad[] = {"{{#track}}javascript:alert(1){{/track}}",
                                       "{{#track}}https://a b{{/track}}", "{{#track}}{{/track}}"};
@@ -198,6 +249,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_known_tokens),
         cmocka_unit_test(test_hostile_tokens),
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_context),
