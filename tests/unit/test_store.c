@@ -1221,8 +1221,9 @@ static void test_sql_metacharacters(void **state)
     /* Every table is still there. */
     char *tables = sql_text(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
                                      "sqlite_master WHERE type = 'table' ORDER BY name)");
-    assert_string_equal(tables, "audit_log,content_blocks,dkim_keys,lists,memberships,"
-                                "schema_migrations,settings,subscribers,suppressions,teams,users");
+    assert_string_equal(tables, "audit_log,campaign_lists,campaigns,content_blocks,deliveries,"
+                                "dkim_keys,lists,memberships,relays,schema_migrations,settings,"
+                                "subscribers,suppressions,teams,users");
     free(tables);
     char *audit = sql_text(f->path, "SELECT detail FROM audit_log ORDER BY id LIMIT 1");
     assert_string_equal(audit, hostile[0]);
