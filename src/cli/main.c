@@ -22,6 +22,8 @@ static const struct command {
     {"message", cmd_message, "print one complete message exactly as it would be sent"},
     {"dkim", cmd_dkim, "make DKIM keys, list them with their DNS records, sign a message"},
     {"block", cmd_block, "add, list, show or remove articles and products of the content library"},
+    {"campaign", cmd_campaign, "create campaigns, list them, see how one stands"},
+    {"relay", cmd_relay, "add, list or remove the relays campaigns are sent through"},
 };
 
 static void usage(FILE *f)

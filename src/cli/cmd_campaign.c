@@ -1,0 +1,252 @@
+/* cmd_campaign: `tidings campaign create|ls|status`. Starting, pausing and
+ * sending come with the delivery worker. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "campaign/campaign.h"
+#include "cli/cli.h"
+#include "cli/cli_tmpl.h"
+#include "store/store.h"
+#include "tmpl/tmpl.h"
+
+static const char usage[] =
+    "usage: tidings campaign create --name N --subject S --from ADDR --list NAME\n"
+    "                               [--list NAME]... (--template FILE | --html FILE)\n"
+    "                               [--text FILE] [--reply-to ADDR] [--at TIME --tz ZONE]\n"
+    "                               [--team TEAM] [--owner EMAIL] [--db PATH]\n"
+    "       tidings campaign ls [--json] [--db PATH]\n"
+    "       tidings campaign status ID [--json] [--db PATH]\n"
+    "\n"
+    "create adds a draft campaign and prints its id. --template (or --html, the\n"
+    "same thing) is the HTML body, a mustache template; --text a text version\n"
+    "(else made from the HTML). The subject is a template too. From and\n"
+    "Reply-To accept 'Name <addr>'. The audience is the confirmed members of the\n"
+    "lists (and the unconfirmed ones of single opt-in lists), minus blocklisted\n"
+    "and suppressed addresses, one message per person however many of the lists\n"
+    "they are on; it is frozen when the campaign starts. --at TIME is the send\n"
+    "time, YYYY-MM-DD HH:MM, in --tz ZONE (an IANA zone such as Asia/Bangkok;\n"
+    "default UTC).\n";
+
+static void print_time(const char *label, int64_t t)
+{
+    if (!t) {
+        printf("%-12s -\n", label);
+        return;
+    }
+    char when[40];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+    printf("%-12s %s\n", label, when);
+}
+
+static int print_row(void *ud, const campaign_rec *c)
+{
+    bool json = *(bool *)ud;
+    if (json) {
+        printf("{\"id\":%lld,\"name\":", (long long)c->id);
+        cli_json_str(stdout, c->name);
+        printf(",\"state\":\"%s\",\"send_at\":%lld,\"created_at\":%lld}\n", c->state,
+               (long long)c->send_at, (long long)c->created_at);
+    } else {
+        printf("%-6lld %-10s %s\n", (long long)c->id, c->state, c->name);
+    }
+    return 0;
+}
+
+struct names {
+    bool json;
+    int n;
+};
+
+static int print_name(void *ud, const char *name)
+{
+    struct names *ns = ud;
+    if (ns->json) {
+        fputs(ns->n ? "," : "", stdout);
+        cli_json_str(stdout, name);
+    } else {
+        printf("%s%s", ns->n ? ", " : "", name);
+    }
+    ns->n++;
+    return 0;
+}
+
+static int do_status(store *s, int64_t id, bool json)
+{
+    td_error e = {0};
+    campaign_rec c = {0};
+    campaign_counts n;
+    int rc = store_campaign_get(s, id, &c, &e);
+    if (rc == TD_ENOTFOUND) {
+        cli_error("there is no campaign %lld; see 'tidings campaign ls'", (long long)id);
+        return EXIT_FAIL;
+    }
+    if (rc || (rc = store_campaign_counts(s, id, &n, &e))) {
+        cli_error("%s", e.msg);
+        campaign_rec_clear(&c);
+        return EXIT_FAIL;
+    }
+    struct names ns = {json, 0};
+    if (json) {
+        printf("{\"id\":%lld,\"name\":", (long long)c.id);
+        cli_json_str(stdout, c.name);
+        printf(",\"state\":\"%s\",\"subject\":", c.state);
+        cli_json_str(stdout, c.subject);
+        printf(",\"from\":");
+        cli_json_str(stdout, c.from);
+        printf(",\"lists\":[");
+        rc = store_campaign_list_names(s, id, print_name, &ns, &e);
+        printf("],\"send_at\":%lld,\"timezone\":", (long long)c.send_at);
+        cli_json_str(stdout, c.timezone);
+        printf(",\"created_at\":%lld,\"started_at\":%lld,\"finished_at\":%lld,"
+               "\"total\":%llu,\"queued\":%llu,\"sending\":%llu,\"sent\":%llu,"
+               "\"deferred\":%llu,\"failed\":%llu}\n",
+               (long long)c.created_at, (long long)c.started_at, (long long)c.finished_at,
+               (unsigned long long)n.total, (unsigned long long)n.queued,
+               (unsigned long long)n.sending, (unsigned long long)n.sent,
+               (unsigned long long)n.deferred, (unsigned long long)n.failed);
+    } else {
+        printf("%-12s %lld\n%-12s %s\n%-12s %s\n%-12s %s\n%-12s %s\n%-12s ", "id",
+               (long long)c.id, "name", c.name, "state", c.state, "subject", c.subject, "from",
+               c.from, "lists");
+        rc = store_campaign_list_names(s, id, print_name, &ns, &e);
+        printf("\n");
+        print_time("send at", c.send_at);
+        if (c.timezone)
+            printf("%-12s %s\n", "time zone", c.timezone);
+        print_time("created", c.created_at);
+        print_time("started", c.started_at);
+        print_time("finished", c.finished_at);
+        printf("%-12s %llu (queued %llu, sending %llu, sent %llu, deferred %llu, failed %llu)\n",
+               "recipients", (unsigned long long)n.total, (unsigned long long)n.queued,
+               (unsigned long long)n.sending, (unsigned long long)n.sent,
+               (unsigned long long)n.deferred, (unsigned long long)n.failed);
+    }
+    campaign_rec_clear(&c);
+    if (rc) {
+        cli_error("%s", e.msg);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+int cmd_campaign(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},       {"name", required_argument, NULL, 'n'},
+        {"subject", required_argument, NULL, 's'},  {"from", required_argument, NULL, 'f'},
+        {"reply-to", required_argument, NULL, 'r'}, {"list", required_argument, NULL, 'l'},
+        {"template", required_argument, NULL, 'T'}, {"html", required_argument, NULL, 'H'},
+        {"text", required_argument, NULL, 'x'},     {"at", required_argument, NULL, 'a'},
+        {"tz", required_argument, NULL, 'z'},       {"team", required_argument, NULL, 't'},
+        {"owner", required_argument, NULL, 'o'},    {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {0},
+    };
+    const char *db = NULL, *html_path = NULL, *text_path = NULL, *team = NULL, *owner = NULL;
+    const char *lists[CAMPAIGN_MAX_LISTS];
+    campaign_spec sp = {.lists = lists};
+    bool json = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'n': sp.name = optarg; break;
+        case 's': sp.subject = optarg; break;
+        case 'f': sp.from = optarg; break;
+        case 'r': sp.reply_to = optarg; break;
+        case 'l':
+            if (sp.nlists == CAMPAIGN_MAX_LISTS)
+                return cli_usage_error("campaign", "at most %d --list", CAMPAIGN_MAX_LISTS);
+            lists[sp.nlists++] = optarg;
+            break;
+        case 'T':
+        case 'H':
+            if (html_path)
+                return cli_usage_error("campaign", "give --template (or --html) once");
+            html_path = optarg;
+            break;
+        case 'x': text_path = optarg; break;
+        case 'a': sp.at = optarg; break;
+        case 'z': sp.tz = optarg; break;
+        case 't': team = optarg; break;
+        case 'o': owner = optarg; break;
+        case 'j': json = true; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        default: return cli_bad_option("campaign", argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("campaign", "say create, ls or status");
+    const char *sub = argv[optind++];
+    if (!strcmp(sub, "create")) {
+        if (optind < argc)
+            return cli_usage_error("campaign", "unexpected argument '%s'", argv[optind]);
+        if (!sp.name || !sp.subject || !sp.from || !sp.nlists)
+            return cli_usage_error("campaign", "create needs --name, --subject, --from and --list");
+        if (!html_path && !text_path)
+            return cli_usage_error("campaign", "create needs --template (or --html) or --text");
+        if (sp.tz && !sp.at)
+            return cli_usage_error("campaign", "--tz goes with --at");
+    } else if (!strcmp(sub, "ls")) {
+        if (optind < argc)
+            return cli_usage_error("campaign", "ls takes no arguments");
+    } else if (!strcmp(sub, "status")) {
+        if (optind + 1 != argc)
+            return cli_usage_error("campaign", "status takes one campaign id");
+    } else {
+        return cli_usage_error("campaign", "unknown subcommand '%s'; say create, ls or status", sub);
+    }
+
+    int rc = EXIT_FAIL;
+    td_error e = {0};
+    buf html, text;
+    buf_init(&html, TMPL_MAX_SRC);
+    buf_init(&text, TMPL_MAX_SRC);
+    store *s = cli_open_store(db);
+    if (!s)
+        goto out;
+    if (!strcmp(sub, "ls")) {
+        if (!json)
+            printf("%-6s %-10s %s\n", "id", "state", "name");
+        if (store_campaign_each(s, print_row, &json, &e))
+            cli_error("%s", e.msg);
+        else
+            rc = EXIT_OK;
+    } else if (!strcmp(sub, "status")) {
+        char *end;
+        long long id = strtoll(argv[optind], &end, 10);
+        if (*end || id <= 0)
+            cli_error("'%s' is not a campaign id; see 'tidings campaign ls'", argv[optind]);
+        else
+            rc = do_status(s, id, json);
+    } else {
+        if ((html_path && cli_tmpl_read(html_path, TMPL_MAX_SRC, &html)) ||
+            (text_path && cli_tmpl_read(text_path, TMPL_MAX_SRC, &text)))
+            goto out;
+        sp.html = html_path ? (html.data ? html.data : "") : NULL;
+        sp.text = text_path ? (text.data ? text.data : "") : NULL;
+        long long t = cli_team_id(s, team), o = cli_user_id(s, owner);
+        if (t < 0 || o < 0)
+            goto out;
+        sp.team_id = t;
+        sp.owner_id = o;
+        int64_t id;
+        if (campaign_create(s, &sp, (int64_t)time(NULL), &id, &e)) {
+            cli_error("%s", e.msg);
+            goto out;
+        }
+        cli_audit(s, "campaign.create", "campaign", id, NULL);
+        printf("%lld\n", (long long)id);
+        rc = EXIT_OK;
+    }
+out:
+    store_close(s);
+    buf_free(&html);
+    buf_free(&text);
+    return rc;
+}
