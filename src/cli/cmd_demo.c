@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "store/store.h"
+#include "util/utf8.h"
 #include "util/secret.h"
 
 static const char usage[] =
@@ -199,7 +200,9 @@ static int build_subscribers(store *s, const struct ids *x, int n, td_error *e)
 static int print_list_line(void *ud, const list_rec *l)
 {
     (void)ud;
-    printf("  %-40s %-6s %-7s %6lld confirmed %5lld unconfirmed %5lld unsubscribed\n", l->name,
+    printf("  ");
+    utf8_pad(stdout, l->name, 40);
+    printf(" %-6s %-7s %6lld confirmed %5lld unconfirmed %5lld unsubscribed\n",
            l->optin, l->visibility, (long long)l->n_confirmed, (long long)l->n_unconfirmed,
            (long long)l->n_unsubscribed);
     return 0;
@@ -215,7 +218,7 @@ static int print_team_line(void *ud, const team_rec *t)
 static int print_user_line(void *ud, const user_rec *u)
 {
     (void)ud;
-    printf("  %-10s %-34s %s\n", u->role, u->email, u->name);
+    printf("  %-10s %-34s %s\n", u->role, u->email, u->name); /* name last: no padding */
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "store/store.h"
 #include "util/text.h"
+#include "util/utf8.h"
 
 static const char usage[] =
     "usage: tidings list create NAME [--team TEAM] [--owner EMAIL]\n"
@@ -29,7 +30,9 @@ static int print_list(void *ud, const list_rec *l)
                (long long)l->n_confirmed, (long long)l->n_unconfirmed,
                (long long)l->n_unsubscribed);
     } else {
-        printf("%-6lld %-30s %-7s %-8s %10lld %11lld %12lld\n", (long long)l->id, l->name,
+        printf("%-6lld ", (long long)l->id);
+        utf8_pad(stdout, l->name, 30);
+        printf(" %-7s %-8s %10lld %11lld %12lld\n",
                l->optin, l->visibility, (long long)l->n_confirmed, (long long)l->n_unconfirmed,
                (long long)l->n_unsubscribed);
     }

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "store/store.h"
+#include "util/utf8.h"
 #include "util/text.h"
 
 static const char usage[] =
@@ -24,7 +25,9 @@ static int print_team(void *ud, const team_rec *t)
         cli_json_str(stdout, t->name);
         printf(",\"model\":\"%s\",\"parent_id\":%lld}\n", t->model, (long long)t->parent_id);
     } else {
-        printf("%-6lld %-30s %-9s %lld\n", (long long)t->id, t->name, t->model,
+        printf("%-6lld ", (long long)t->id);
+        utf8_pad(stdout, t->name, 30);
+        printf(" %-9s %lld\n", t->model,
                (long long)t->parent_id);
     }
     return 0;

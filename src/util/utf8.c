@@ -1,6 +1,8 @@
 /* utf8: UTF-8 checks (see utf8.h). */
 #include "util/utf8.h"
 
+#include <uniwidth.h>
+
 #include <unistr.h>
 
 bool utf8_valid(const char *s, size_t n, size_t *bad_off)
@@ -27,4 +29,12 @@ bool utf8_is_ascii(const char *s, size_t n)
         if ((unsigned char)s[i] >= 0x80)
             return false;
     return true;
+}
+
+void utf8_pad(FILE *f, const char *s, int width)
+{
+    fputs(s, f);
+    int w = u8_strwidth((const uint8_t *)s, "UTF-8");
+    for (; w < width; w++)
+        fputc(' ', f);
 }
