@@ -180,8 +180,7 @@ int main(int argc, char **argv)
             usage();
         *eq = '\0';
         /* burst 1: the test checks the spacing at the server */
-        if (ratelimit_set_domain(rl, strcmp(dom, "*") ? dom : NULL, strtod(eq + 1, NULL), 1,
-                                 &e)) {
+        if (ratelimit_set_domain(rl, strcmp(dom, "*") ? dom : NULL, strtod(eq + 1, NULL), 1, &e)) {
             fprintf(stderr, "pool_send: %s\n", e.msg);
             exit(2);
         }
@@ -246,14 +245,14 @@ int main(int argc, char **argv)
             j->attempts++;
             const smtp_rcpt_result *x = &r.res.rcpt[0];
             int64_t when;
-            int act = backoff_classify(&pol, x, j->attempts, j->first, now,
-                                       other_up(p, r.relay), backoff_rand(), &when);
-            emit(json_pack("{s:s,s:I,s:s,s:o,s:i,s:s,s:i,s:o,s:o,s:s,s:o,s:I}", "event",
-                           "result", "msg", (json_int_t)j->i, "to", j->rcpt, "relay",
-                           r.relay >= 0 ? str(pool_relay_name(p, r.relay)) : json_null(),
-                           "attempt", (int)j->attempts, "status", smtp_status_name(x->status),
-                           "code", x->reply.code, "enh", str(x->reply.enh), "text",
-                           str(x->reply.text), "action", backoff_action_name(act), "conn_error",
+            int act = backoff_classify(&pol, x, j->attempts, j->first, now, other_up(p, r.relay),
+                                       backoff_rand(), &when);
+            emit(json_pack("{s:s,s:I,s:s,s:o,s:i,s:s,s:i,s:o,s:o,s:s,s:o,s:I}", "event", "result",
+                           "msg", (json_int_t)j->i, "to", j->rcpt, "relay",
+                           r.relay >= 0 ? str(pool_relay_name(p, r.relay)) : json_null(), "attempt",
+                           (int)j->attempts, "status", smtp_status_name(x->status), "code",
+                           x->reply.code, "enh", str(x->reply.enh), "text", str(x->reply.text),
+                           "action", backoff_action_name(act), "conn_error",
                            r.conn.code ? str(r.conn.msg) : json_null(), "t",
                            (json_int_t)(now - t0)));
             switch (act) {
@@ -288,9 +287,9 @@ int main(int argc, char **argv)
     double secs = (double)(smtp_now_ms() - t0) / 1000.0;
     emit(json_pack("{s:s,s:I,s:I,s:I,s:I,s:b,s:I,s:f}", "event", "summary", "jobs",
                    (json_int_t)njobs, "done", (json_int_t)tally[BACKOFF_DONE], "failed",
-                   (json_int_t)tally[BACKOFF_FAILED], "unknown",
-                   (json_int_t)tally[BACKOFF_UNKNOWN], "timed_out", timed_out, "conns_left",
-                   (json_int_t)pool_conns(p), "seconds", secs));
+                   (json_int_t)tally[BACKOFF_FAILED], "unknown", (json_int_t)tally[BACKOFF_UNKNOWN],
+                   "timed_out", timed_out, "conns_left", (json_int_t)pool_conns(p), "seconds",
+                   secs));
     pool_free(p);
     for (size_t i = 0; i < njobs; i++) {
         free(jobs[i].rcpt);

@@ -18,12 +18,18 @@ void backoff_policy_init(backoff_policy *p)
 const char *backoff_action_name(int action)
 {
     switch (action) {
-    case BACKOFF_DONE: return "done";
-    case BACKOFF_LATER: return "later";
-    case BACKOFF_NOW: return "now";
-    case BACKOFF_FAILED: return "failed";
-    case BACKOFF_UNKNOWN: return "unknown";
-    default: return "?";
+    case BACKOFF_DONE:
+        return "done";
+    case BACKOFF_LATER:
+        return "later";
+    case BACKOFF_NOW:
+        return "now";
+    case BACKOFF_FAILED:
+        return "failed";
+    case BACKOFF_UNKNOWN:
+        return "unknown";
+    default:
+        return "?";
     }
 }
 
@@ -55,10 +61,14 @@ int backoff_classify(const backoff_policy *p, const smtp_rcpt_result *r, unsigne
         when = &dummy;
     *when = 0;
     switch (r->status) {
-    case SMTP_OK: return BACKOFF_DONE;
-    case SMTP_PERM: return BACKOFF_FAILED;
-    case SMTP_UNKNOWN: return BACKOFF_UNKNOWN;
-    default: break;
+    case SMTP_OK:
+        return BACKOFF_DONE;
+    case SMTP_PERM:
+        return BACKOFF_FAILED;
+    case SMTP_UNKNOWN:
+        return BACKOFF_UNKNOWN;
+    default:
+        break;
     }
     /* temporary: out of attempts or of time? */
     if (p->max_attempts && attempts >= p->max_attempts)

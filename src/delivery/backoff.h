@@ -72,8 +72,7 @@ bool backoff_relay_failure(const smtp_rcpt_result *r);
  *     first_ms + max_age_ms -> FAILED (a retry that would come later than
  *     that is moved to it: the last try is at the deadline). */
 int backoff_classify(const backoff_policy *p, const smtp_rcpt_result *r, unsigned attempts,
-                     int64_t first_ms, int64_t now, bool other_relay, uint32_t rnd,
-                     int64_t *when);
+                     int64_t first_ms, int64_t now, bool other_relay, uint32_t rnd, int64_t *when);
 
 /* backoff_relay_down returns how long (ms) to keep a relay marked down after
  * failures consecutive failures (>= 1) that ended with the connection error

@@ -150,8 +150,7 @@ ratelimit *pool_ratelimit(pool *p)
     return p->rl;
 }
 
-int pool_add_relay(pool *p, const char *url, unsigned max_conns, double per_s, int *id,
-                   td_error *e)
+int pool_add_relay(pool *p, const char *url, unsigned max_conns, double per_s, int *id, td_error *e)
 {
     if (p->nrelays >= POOL_MAX_RELAYS)
         return td_err_set(e, TD_ETOOBIG, "more than %d relays", POOL_MAX_RELAYS);
@@ -333,7 +332,7 @@ static bool relay_usable(const prelay *r, int64_t now)
 static bool other_relay_usable(const pool *p, int not, int64_t now)
 {
     for (int i = 0; i < p->nrelays; i++)
-        if (i != not && relay_usable(p->relays[i], now))
+        if (i != not &&relay_usable(p->relays[i], now))
             return true;
     return false;
 }
@@ -616,7 +615,9 @@ int64_t pool_deadline(const pool *p)
         int64_t d = smtp_conn_deadline(pc->c);
         if (d >= 0)
             AT(d);
-        if (st == SMTP_CONN_READY && !pc->job)
+        /* idle QUIT only when no job waits (one held back by a limit
+         * would otherwise make a past deadline: a busy loop) */
+        if (st == SMTP_CONN_READY && !pc->job && !p->npend)
             AT(p->draining ? now : pc->idle_since + p->o.idle_ms);
     }
     if (p->npend) {

@@ -33,12 +33,12 @@
 
 /* Options of a pool. Start from pool_opts_init. */
 typedef struct pool_opts {
-    smtp_opts smtp;        /* every connection's (timeouts, EHLO name, CA file) */
-    unsigned idle_ms;      /* QUIT a connection unused this long */
-    backoff_policy down;   /* how long a failing relay stays down */
-    size_t max_domains;    /* per-domain limiter state cap (ratelimit_new) */
-    bool maildir_fsync;    /* maildir relays sync each file (true but in tests) */
-    unsigned max_pending;  /* jobs waiting for a connection (pool_submit refuses more) */
+    smtp_opts smtp;       /* every connection's (timeouts, EHLO name, CA file) */
+    unsigned idle_ms;     /* QUIT a connection unused this long */
+    backoff_policy down;  /* how long a failing relay stays down */
+    size_t max_domains;   /* per-domain limiter state cap (ratelimit_new) */
+    bool maildir_fsync;   /* maildir relays sync each file (true but in tests) */
+    unsigned max_pending; /* jobs waiting for a connection (pool_submit refuses more) */
 } pool_opts;
 
 /* pool_opts_init fills o with the defaults: smtp_opts_init, idle 60 s, a

@@ -181,8 +181,9 @@ def test_faults(tmp):
         check(all(len(per[r["msg"]]) == 1 or per[r["msg"]][-1] is r for r in unk),
               "... and nothing came after the unknown result")
         # failover: once A died (the unknown result), B delivered everything
+        # (results A gave just before may be taken in the same round: 20 ms)
         t_die = min((r["t"] for r in unk), default=0)
-        after = [r for r in res if r["t"] > t_die]
+        after = [r for r in res if r["t"] > t_die + 20]
         check(len([r for r in after if r["action"] == "done"]) > 0 and
               all(r["relay"] == b.url for r in after if r["action"] == "done"),
               f"after A went down, every delivery went to B "
@@ -190,15 +191,20 @@ def test_faults(tmp):
         check(all(r["conn_error"] for r in after if r["relay"] == a.url),
               "... and A got no new message (only those on the wire as it died)")
         retried = [rs for rs in per.values() if rs[0]["relay"] == a.url and
-                   rs[0]["action"] in ("now", "later")]
-        check(all(rs[-1]["action"] == "done" and rs[-1]["relay"] == b.url for rs in retried),
+                   rs[0]["conn_error"] and rs[0]["action"] in ("now", "later")]
+        check(all(rs[-1]["relay"] == b.url and
+                  (rs[-1]["action"] == "done" or rs[-1]["to"] == "gone@example.com")
+                  for rs in retried),
               f"messages cut off by A's death before their end were delivered by B "
               f"({len(retried)})")
 
+        # "at once": the first answer from a server is final (gone may also
+        # have been on A as it died, which is no answer)
         gone = [r for r in final.values() if r["to"] == "gone@example.com"]
+        answered = [r for r in per[gone[0]["msg"]] if r["code"]] if gone else []
         check(len(gone) == 1 and gone[0]["action"] == "failed" and gone[0]["code"] == 550 and
               gone[0]["enh"] == "5.1.1" and "no such user here" in gone[0]["text"] and
-              len(per[gone[0]["msg"]]) == 1,
+              answered == [gone[0]],
               f"5xx: failed at once with the server's reply ({gone and gone[0]['text']})")
         check(at.get("gone@example.com", 0) == 0, "... and never delivered")
         # (grey may also have been on A as it died: skip that result)

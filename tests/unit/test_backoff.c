@@ -49,18 +49,18 @@ static void test_delay(void **state)
         {2, 0, 2, 0.5, 2000},
         {3, 0, 2, 0.5, 4000},
         {6, 0, 2, 0.5, 32000},
-        {7, 0, 2, 0.5, 60000},          /* 64 s capped */
-        {1000000, 0, 2, 0.5, 60000},    /* no overflow */
-        {0, 0, 2, 0.5, 1000},           /* 0 taken as the first */
-        {1, 0x80000000u, 2, 0.5, 750},  /* half of the jitter */
-        {1, 0xffffffffu, 2, 0.5, 500},  /* all of it */
+        {7, 0, 2, 0.5, 60000},         /* 64 s capped */
+        {1000000, 0, 2, 0.5, 60000},   /* no overflow */
+        {0, 0, 2, 0.5, 1000},          /* 0 taken as the first */
+        {1, 0x80000000u, 2, 0.5, 750}, /* half of the jitter */
+        {1, 0xffffffffu, 2, 0.5, 500}, /* all of it */
         {3, 0xffffffffu, 2, 0.5, 2000},
         {7, 0x80000000u, 2, 0.5, 45000}, /* jitter applies under the cap too */
-        {4, 0xffffffffu, 2, 0, 8000},   /* no jitter */
-        {4, 0, 1, 0.5, 1000},           /* factor 1: constant */
-        {4, 0, 0.5, 0.5, 1000},         /* a factor below 1 is taken as 1 */
+        {4, 0xffffffffu, 2, 0, 8000},    /* no jitter */
+        {4, 0, 1, 0.5, 1000},            /* factor 1: constant */
+        {4, 0, 0.5, 0.5, 1000},          /* a factor below 1 is taken as 1 */
         {3, 0, 3, 1, 9000},
-        {3, 0xffffffffu, 3, 1, 0},      /* full jitter can reach 0 */
+        {3, 0xffffffffu, 3, 1, 0}, /* full jitter can reach 0 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         backoff_policy p = test_policy();
@@ -91,22 +91,20 @@ static void test_classify(void **state)
         {"5xx", SMTP_PERM, 550, 1, 0, 5000, true, BACKOFF_FAILED, 0},
         {"refused locally (SIZE)", SMTP_PERM, 0, 1, 0, 5000, true, BACKOFF_FAILED, 0},
         {"maybe delivered", SMTP_UNKNOWN, 0, 1, 0, 5000, true, BACKOFF_UNKNOWN, 0},
-        {"unknown is never retried, even early", SMTP_UNKNOWN, 0, 1, 0, 0, false,
-         BACKOFF_UNKNOWN, 0},
+        {"unknown is never retried, even early", SMTP_UNKNOWN, 0, 1, 0, 0, false, BACKOFF_UNKNOWN,
+         0},
         {"4xx: later", SMTP_TEMP, 450, 1, 0, 5000, true, BACKOFF_LATER, 6000},
         {"4xx third attempt", SMTP_TEMP, 451, 3, 0, 5000, false, BACKOFF_LATER, 9000},
         {"connection failed, another relay: now", SMTP_TEMP, 0, 1, 0, 5000, true, BACKOFF_NOW,
          5000},
-        {"connection failed, no other relay: later", SMTP_TEMP, 0, 1, 0, 5000, false,
-         BACKOFF_LATER, 6000},
+        {"connection failed, no other relay: later", SMTP_TEMP, 0, 1, 0, 5000, false, BACKOFF_LATER,
+         6000},
         {"421 is the relay's failure", SMTP_TEMP, 421, 2, 0, 5000, true, BACKOFF_NOW, 5000},
         {"421 alone: later", SMTP_TEMP, 421, 2, 0, 5000, false, BACKOFF_LATER, 7000},
         {"attempts used up", SMTP_TEMP, 450, 5, 0, 5000, true, BACKOFF_FAILED, 0},
-        {"attempts used up, relay failure too", SMTP_TEMP, 0, 5, 0, 5000, true, BACKOFF_FAILED,
-         0},
+        {"attempts used up, relay failure too", SMTP_TEMP, 0, 5, 0, 5000, true, BACKOFF_FAILED, 0},
         {"too old", SMTP_TEMP, 450, 2, 0, 100000, true, BACKOFF_FAILED, 0},
-        {"the last try at the deadline", SMTP_TEMP, 450, 2, 0, 99500, false, BACKOFF_LATER,
-         100000},
+        {"the last try at the deadline", SMTP_TEMP, 450, 2, 0, 99500, false, BACKOFF_LATER, 100000},
         {"age counts from the first attempt", SMTP_TEMP, 450, 1, 50000, 120000, false,
          BACKOFF_LATER, 121000},
     };
@@ -154,8 +152,10 @@ static void test_relay_down(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults), cmocka_unit_test(test_delay),
-        cmocka_unit_test(test_classify), cmocka_unit_test(test_relay_down),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_delay),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_relay_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
