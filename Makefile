@@ -49,9 +49,15 @@ $(B)/tests/%: tests/unit/%.c $(B)/libtidings.a
 
 # The SMTP client's end-to-end driver (tests/e2e/test_smtp.py runs it from
 # UNIT_DIR): a small program on libtidings, not a unit test.
-TEST_TOOLS := $(B)/tests/smtp_send
+# The relay pool's driver (tests/e2e/test_pool.py) likewise.
+TEST_TOOLS := $(B)/tests/smtp_send $(B)/tests/pool_send
 
 $(B)/tests/smtp_send: tests/smtp_send.c $(B)/libtidings.a
+	@mkdir -p $(dir $@)
+	@echo "  TOOL  $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libtidings.a $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(B)/tests/pool_send: tests/pool_send.c $(B)/libtidings.a
 	@mkdir -p $(dir $@)
 	@echo "  TOOL  $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libtidings.a $(LDFLAGS_ALL) $(PKG_LIBS)

@@ -9,11 +9,18 @@ lines, flushed at once:
                                         after STARTTLS), so a test can check
                                         the exact wire bytes and batching
   {"ev":"msg","conn":N,"mail_from":..,"mail_options":[..],"rcpt":[..],
-   "content_b64":..}                    each message taken in (un-stuffed)
+   "content_b64":..,"t":..}             each message taken in (un-stuffed),
+                                        t the wall-clock time it was in
   {"ev":"auth","mechanism":..,"login":..,"ok":bool}
 
 Behaviours (aiosmtpd mode):
   --rcpt-reply ADDR=REPLY     reply REPLY to RCPT TO:<ADDR> (repeatable)
+  --rcpt-temp ADDR=N          reply 451 4.7.1 (greylisted) to the first N
+                              RCPT TO:<ADDR>, then accept (repeatable)
+  --exit-after N              exit at once after taking in the Nth message,
+                              without replying (the server goes down: its
+                              clients see a drop after the final dot, then
+                              refused connections)
   --data-reply ADDR=REPLY     reply REPLY after the final dot of a message
                               whose first recipient is ADDR ('*': any)
   --drop after-dot            read the whole message, then close, no reply
@@ -37,9 +44,11 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import signal
 import ssl
 import sys
+import time
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
@@ -85,6 +94,8 @@ class Handler:
         self.rcpt_reply = parse_pairs(args.rcpt_reply)
         self.data_reply = parse_pairs(args.data_reply)
         self.slow = {k: float(v) for k, v in parse_pairs(args.slow).items()}
+        self.rcpt_temp = {k: int(v) for k, v in parse_pairs(args.rcpt_temp).items()}
+        self.msgs = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         await asyncio.sleep(self.slow.get("ehlo", 0))
@@ -104,6 +115,9 @@ class Handler:
         await asyncio.sleep(self.slow.get("rcpt", 0))
         if address in self.rcpt_reply:
             return self.rcpt_reply[address]
+        if self.rcpt_temp.get(address, 0) > 0:
+            self.rcpt_temp[address] -= 1
+            return "451 4.7.1 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -111,7 +125,11 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         record({"ev": "msg", "conn": server.conn_id, "mail_from": envelope.mail_from,
                 "mail_options": envelope.mail_options, "rcpt": envelope.rcpt_tos,
-                "content_b64": base64.b64encode(envelope.original_content).decode()})
+                "content_b64": base64.b64encode(envelope.original_content).decode(),
+                "t": time.time()})
+        self.msgs += 1
+        if args.exit_after and self.msgs >= args.exit_after:
+            os._exit(0)
         await asyncio.sleep(self.slow.get("dot", 0))
         if args.drop == "after-dot":
             server.transport.abort()
@@ -243,6 +261,8 @@ if __name__ == "__main__":
     p.add_argument("--record", required=True)
     p.add_argument("--rcpt-reply", action="append")
     p.add_argument("--data-reply", action="append")
+    p.add_argument("--rcpt-temp", action="append")
+    p.add_argument("--exit-after", type=int)
     p.add_argument("--drop", choices=["after-dot", "mid-data"])
     p.add_argument("--slow", action="append")
     p.add_argument("--no-pipelining", action="store_true")
