@@ -1,11 +1,12 @@
-/* cmd_campaign: `tidings campaign create|ls|status`. Starting, pausing and
- * sending come with the delivery worker. */
+/* cmd_campaign: `tidings campaign create|ls|status|start|pause|resume|cancel|
+ * failures|retry`. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "campaign/campaign.h"
+#include "delivery/worker.h"
 #include "cli/cli.h"
 #include "cli/cli_tmpl.h"
 #include "store/store.h"
@@ -18,6 +19,10 @@ static const char usage[] =
     "                               [--team TEAM] [--owner EMAIL] [--db PATH]\n"
     "       tidings campaign ls [--json] [--db PATH]\n"
     "       tidings campaign status ID [--json] [--db PATH]\n"
+    "       tidings campaign start ID [--wait] [--db PATH]\n"
+    "       tidings campaign pause|resume|cancel ID [--db PATH]\n"
+    "       tidings campaign failures ID [--json] [--db PATH]\n"
+    "       tidings campaign retry ID [--db PATH]\n"
     "\n"
     "create adds a draft campaign and prints its id. --template (or --html, the\n"
     "same thing) is the HTML body, a mustache template; --text a text version\n"
@@ -27,7 +32,15 @@ static const char usage[] =
     "and suppressed addresses, one message per person however many of the lists\n"
     "they are on; it is frozen when the campaign starts. --at TIME is the send\n"
     "time, YYYY-MM-DD HH:MM, in --tz ZONE (an IANA zone such as Asia/Bangkok;\n"
-    "default UTC).\n";
+    "default UTC).\n"
+    "\n"
+    "start freezes the audience and starts sending (or schedules the campaign\n"
+    "when its send time is ahead). With --wait it delivers in the foreground\n"
+    "through the relays (`tidings relay add`) and exits 0 when the campaign\n"
+    "has finished; a campaign left running by a stopped process is resumed\n"
+    "the same way. pause, resume and cancel take effect within a second.\n"
+    "failures lists the recipients whose message failed, with the server's\n"
+    "reply; retry queues them again.\n";
 
 static void print_time(const char *label, int64_t t)
 {
@@ -134,6 +147,115 @@ static int do_status(store *s, int64_t id, bool json)
     return EXIT_OK;
 }
 
+static bool progress_shown;
+
+static void show_progress(void *ud, const worker_progress *p)
+{
+    (void)ud;
+    if (!cli_is_tty(2))
+        return;
+    const campaign_counts *c = &p->counts;
+    uint64_t done = c->sent + c->failed;
+    int pct = c->total ? (int)(done * 100 / c->total) : 100, bar = pct * 30 / 100;
+    fprintf(stderr, "\r\033[K[%.*s%*s] %3d%% %llu sent %llu failed %llu deferred %llu queued", bar,
+            "##############################", 30 - bar, "", pct, (unsigned long long)c->sent,
+            (unsigned long long)c->failed, (unsigned long long)c->deferred,
+            (unsigned long long)(c->queued + c->sending));
+    progress_shown = true;
+}
+
+static int print_failure(void *ud, const delivery_rec *d)
+{
+    bool json = *(bool *)ud;
+    if (json) {
+        printf("{\"email\":");
+        cli_json_str(stdout, d->email);
+        printf(",\"attempts\":%d,\"reply\":", d->attempts);
+        cli_json_str(stdout, d->last_reply);
+        printf("}\n");
+    } else {
+        printf("%s\t%s\n", d->email, d->last_reply ? d->last_reply : "");
+    }
+    return 0;
+}
+
+static int do_action(store *s, const char *sub, long long id, bool wait, bool json)
+{
+    td_error e = {0};
+    int64_t now = (int64_t)time(NULL);
+    int rc;
+    if (!strcmp(sub, "pause"))
+        rc = campaign_pause(s, id, now, &e);
+    else if (!strcmp(sub, "resume"))
+        rc = campaign_resume(s, id, now, &e);
+    else if (!strcmp(sub, "cancel"))
+        rc = campaign_cancel(s, id, now, &e);
+    else if (!strcmp(sub, "failures"))
+        rc = store_delivery_each(s, id, "failed", print_failure, &json, &e);
+    else if (!strcmp(sub, "retry")) {
+        uint64_t n = 0;
+        rc = store_begin(s, &e);
+        if (!rc)
+            rc = store_delivery_requeue(s, id, "failed", false, now, &n, &e);
+        /* A finished campaign runs again for them. */
+        if (!rc && n)
+            rc = store_campaign_set_state(s, id, "finished", "running", now, &e) == TD_EDENIED
+                     ? 0
+                     : rc;
+        rc = rc ? rc : store_commit(s, &e);
+        if (rc)
+            store_rollback(s);
+        else
+            printf("%llu recipients queued again\n", (unsigned long long)n);
+    } else { /* start */
+        campaign_rec c = {0};
+        rc = store_campaign_get(s, id, &c, &e);
+        const char *state = c.state;
+        uint64_t n = 0;
+        /* With --wait, a campaign still running (its process gone) is
+         * resumed rather than refused. */
+        bool resume = !rc && wait && !strcmp(c.state, "running");
+        if (!rc && !resume) {
+            rc = campaign_start(s, id, now, &state, &n, &e);
+            if (!rc)
+                printf("campaign %lld %s, %llu recipients\n", id, state, (unsigned long long)n);
+        }
+        if (!rc && wait && !strcmp(state, "running")) {
+            worker_opts wo = {.maildir_fsync = true, .progress = show_progress};
+            const char *end = NULL;
+            rc = worker_run(s, id, &wo, &end, &e);
+            if (progress_shown)
+                fputs("\n", stderr);
+            if (!rc) {
+                campaign_counts cc;
+                store_campaign_counts(s, id, &cc, NULL);
+                printf("campaign %lld %s: %llu sent, %llu failed, %llu deferred, %llu queued\n",
+                       id, end, (unsigned long long)cc.sent, (unsigned long long)cc.failed,
+                       (unsigned long long)cc.deferred,
+                       (unsigned long long)(cc.queued + cc.sending));
+                if (strcmp(end, "finished"))
+                    rc = TD_EDENIED, td_err_set(&e, TD_EDENIED, "the campaign was %s", end);
+            }
+        } else if (!rc && wait) {
+            rc = td_err_set(&e, TD_EDENIED, "the campaign is scheduled; `tidings serve` sends it at "
+                            "its time");
+        }
+        campaign_rec_clear(&c);
+    }
+    if (rc == TD_ENOTFOUND)
+        cli_error("there is no campaign %lld; see 'tidings campaign ls'", id);
+    else if (rc)
+        cli_error("%s", e.msg);
+    else if (!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "cancel"))
+        printf("campaign %lld %s\n", id,
+               !strcmp(sub, "pause") ? "paused" : !strcmp(sub, "resume") ? "running" : "cancelled");
+    if (!rc && strcmp(sub, "failures"))
+        cli_audit(s, !strcmp(sub, "start") ? "campaign.start" : !strcmp(sub, "pause") ? "campaign.pause"
+                     : !strcmp(sub, "resume") ? "campaign.resume" : !strcmp(sub, "cancel") ? "campaign.cancel"
+                     : "campaign.retry", "campaign", id, NULL);
+    return rc ? EXIT_FAIL : EXIT_OK;
+}
+
 int cmd_campaign(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -144,12 +266,13 @@ int cmd_campaign(int argc, char **argv)
         {"text", required_argument, NULL, 'x'},     {"at", required_argument, NULL, 'a'},
         {"tz", required_argument, NULL, 'z'},       {"team", required_argument, NULL, 't'},
         {"owner", required_argument, NULL, 'o'},    {"json", no_argument, NULL, 'j'},
+        {"wait", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},           {0},
     };
     const char *db = NULL, *html_path = NULL, *text_path = NULL, *team = NULL, *owner = NULL;
     const char *lists[CAMPAIGN_MAX_LISTS];
     campaign_spec sp = {.lists = lists};
-    bool json = false;
+    bool json = false, wait = false;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -176,6 +299,7 @@ int cmd_campaign(int argc, char **argv)
         case 't': team = optarg; break;
         case 'o': owner = optarg; break;
         case 'j': json = true; break;
+        case 'w': wait = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: return cli_bad_option("campaign", argv);
         }
@@ -195,11 +319,15 @@ int cmd_campaign(int argc, char **argv)
     } else if (!strcmp(sub, "ls")) {
         if (optind < argc)
             return cli_usage_error("campaign", "ls takes no arguments");
-    } else if (!strcmp(sub, "status")) {
+    } else if (!strcmp(sub, "status") || !strcmp(sub, "start") || !strcmp(sub, "pause") ||
+               !strcmp(sub, "resume") || !strcmp(sub, "cancel") || !strcmp(sub, "failures") ||
+               !strcmp(sub, "retry")) {
         if (optind + 1 != argc)
-            return cli_usage_error("campaign", "status takes one campaign id");
+            return cli_usage_error("campaign", "%s takes one campaign id", sub);
+        if (wait && strcmp(sub, "start"))
+            return cli_usage_error("campaign", "--wait goes with start");
     } else {
-        return cli_usage_error("campaign", "unknown subcommand '%s'; say create, ls or status", sub);
+        return cli_usage_error("campaign", "unknown subcommand '%s'; see --help", sub);
     }
 
     int rc = EXIT_FAIL;
@@ -217,13 +345,15 @@ int cmd_campaign(int argc, char **argv)
             cli_error("%s", e.msg);
         else
             rc = EXIT_OK;
-    } else if (!strcmp(sub, "status")) {
+    } else if (strcmp(sub, "create")) {
         char *end;
         long long id = strtoll(argv[optind], &end, 10);
         if (*end || id <= 0)
             cli_error("'%s' is not a campaign id; see 'tidings campaign ls'", argv[optind]);
-        else
+        else if (!strcmp(sub, "status"))
             rc = do_status(s, id, json);
+        else
+            rc = do_action(s, sub, id, wait, json);
     } else {
         if ((html_path && cli_tmpl_read(html_path, TMPL_MAX_SRC, &html)) ||
             (text_path && cli_tmpl_read(text_path, TMPL_MAX_SRC, &text)))

@@ -173,6 +173,14 @@ typedef struct delivery_rec {
     int64_t updated_at;
 } delivery_rec;
 
+/* A delivery due now, with what its message needs of the subscriber. */
+typedef struct due_rec {
+    delivery_rec d;
+    sub_rec sub;   /* id, email, name, attribs, timezone, locale */
+    bool wanted;   /* still enabled, subscribed to one of the campaign's lists,
+                    * not suppressed: an unsubscribe counts at once */
+} due_rec;
+
 void relay_rec_clear(relay_rec *r);
 void campaign_rec_clear(campaign_rec *c);
 void delivery_rec_clear(delivery_rec *d);

@@ -86,3 +86,6 @@ int store_campaign_set_state(store *s, int64_t id, const char *f, const char *t,
 int store_campaign_freeze(store *s, int64_t id, int64_t now, uint64_t *n, td_error *e) { return s->ops->campaign_freeze(s, id, now, n, e); }
 int store_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error *e) { return s->ops->campaign_counts(s, id, c, e); }
 int store_delivery_each(store *s, int64_t c, const char *st, delivery_cb cb, void *ud, td_error *e) { return s->ops->delivery_each(s, c, st, cb, ud, e); }
+int store_delivery_due(store *s, int64_t c, int64_t now, unsigned lim, due_cb cb, void *ud, td_error *e) { return s->ops->delivery_due(s, c, now, lim, cb, ud, e); }
+int store_delivery_update(store *s, const delivery_rec *d, td_error *e) { return s->ops->delivery_update(s, d, e); }
+int store_delivery_requeue(store *s, int64_t c, const char *st, bool dup, int64_t now, uint64_t *n, td_error *e) { return s->ops->delivery_requeue(s, c, st, dup, now, n, e); }

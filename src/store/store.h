@@ -36,6 +36,7 @@ typedef int (*relay_cb)(void *ud, const relay_rec *r);
 typedef int (*campaign_cb)(void *ud, const campaign_rec *c);
 typedef int (*delivery_cb)(void *ud, const delivery_rec *d);
 typedef int (*name_cb)(void *ud, const char *name);
+typedef int (*due_cb)(void *ud, const due_rec *d);
 
 struct store_ops {
     const char *name;
@@ -111,6 +112,11 @@ struct store_ops {
     int (*campaign_counts)(store *s, int64_t id, campaign_counts *c, td_error *e);
     int (*delivery_each)(store *s, int64_t campaign_id, const char *status, delivery_cb cb,
                          void *ud, td_error *e);
+    int (*delivery_due)(store *s, int64_t campaign_id, int64_t now, unsigned limit, due_cb cb,
+                        void *ud, td_error *e);
+    int (*delivery_update)(store *s, const delivery_rec *d, td_error *e);
+    int (*delivery_requeue)(store *s, int64_t campaign_id, const char *status, bool maybe_dup,
+                            int64_t now, uint64_t *n, td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -244,5 +250,18 @@ int store_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error *e)
  * when NULL), by id. */
 int store_delivery_each(store *s, int64_t campaign_id, const char *status, delivery_cb cb,
                         void *ud, td_error *e);
+/* store_delivery_due walks up to limit deliveries of the campaign that are
+ * due at now (queued, or deferred with next_at <= now), by id, each with
+ * its subscriber and whether they still want it. */
+int store_delivery_due(store *s, int64_t campaign_id, int64_t now, unsigned limit, due_cb cb,
+                       void *ud, td_error *e);
+/* store_delivery_update writes d's status, attempts, next_at, last_reply,
+ * relay_id, message_id and maybe_duplicate (by d->id), updated_at = now. */
+int store_delivery_update(store *s, const delivery_rec *d, td_error *e);
+/* store_delivery_requeue puts the campaign's deliveries of `status` back to
+ * queued (setting maybe_duplicate when asked: a message that was on the
+ * wire at a crash); *n is how many. */
+int store_delivery_requeue(store *s, int64_t campaign_id, const char *status, bool maybe_dup,
+                           int64_t now, uint64_t *n, td_error *e);
 
 #endif

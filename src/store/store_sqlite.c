@@ -195,7 +195,7 @@ enum q {
     Q_RELAY_ADD, Q_RELAY_EACH, Q_RELAY_DELETE,
     Q_CAMPAIGN_ADD, Q_CAMPAIGN_ADD_LIST, Q_CAMPAIGN_GET, Q_CAMPAIGN_EACH, Q_CAMPAIGN_LIST_NAMES,
     Q_CAMPAIGN_SET_STATE, Q_CAMPAIGN_FREEZE, Q_CAMPAIGN_COUNTS, Q_DELIVERY_EACH,
-    Q_DELIVERY_EACH_STATUS,
+    Q_DELIVERY_EACH_STATUS, Q_DELIVERY_DUE, Q_DELIVERY_UPDATE, Q_DELIVERY_REQUEUE,
     Q_COUNT
 };
 
@@ -376,6 +376,30 @@ static const char *const queries[Q_COUNT] = {
     " message_id, maybe_duplicate, updated_at"
     [Q_DELIVERY_EACH] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE campaign_id = :id"
                         " ORDER BY id",
+    /* wanted: checked at send time, so an unsubscribe, a blocklisting or
+     * a suppression after the freeze still stops the message. */
+    [Q_DELIVERY_DUE] =
+        "SELECT d.id, d.campaign_id, d.subscriber_id, d.email, d.status, d.attempts, d.next_at,"
+        " d.last_reply, d.relay_id, d.message_id, d.maybe_duplicate, d.updated_at,"
+        " s.name, s.attribs, s.timezone, s.locale,"
+        " s.status = 'enabled'"
+        "  AND EXISTS (SELECT 1 FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id"
+        "   JOIN memberships m ON m.list_id = cl.list_id AND m.subscriber_id = s.id"
+        "   WHERE cl.campaign_id = d.campaign_id AND (m.status = 'confirmed'"
+        "    OR (m.status = 'unconfirmed' AND l.optin = 'single')))"
+        "  AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.address = s.email)"
+        " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+        " WHERE d.campaign_id = :id AND (d.status = 'queued'"
+        "  OR (d.status = 'deferred' AND d.next_at <= :now))"
+        " ORDER BY d.id LIMIT :limit",
+    [Q_DELIVERY_UPDATE] =
+        "UPDATE deliveries SET status = :status, attempts = :attempts, next_at = :next_at,"
+        " last_reply = :last_reply, relay_id = :relay_id, message_id = :message_id,"
+        " maybe_duplicate = :maybe_dup, updated_at = :now WHERE id = :id",
+    [Q_DELIVERY_REQUEUE] =
+        "UPDATE deliveries SET status = 'queued', next_at = 0, updated_at = :now,"
+        " maybe_duplicate = maybe_duplicate OR :maybe_dup"
+        " WHERE campaign_id = :id AND status = :status",
     [Q_DELIVERY_EACH_STATUS] = "SELECT " DELIVERY_COLS " FROM deliveries"
                                " WHERE campaign_id = :id AND status = :status ORDER BY id",
 };
@@ -2377,6 +2401,77 @@ static int sq_delivery_each(store *s, int64_t campaign_id, const char *status, d
                     ud, e, "listing deliveries");
 }
 
+static int sq_delivery_due(store *s, int64_t campaign_id, int64_t now, unsigned limit,
+                           due_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_DUE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", campaign_id);
+    bind_int(st, ":now", now);
+    bind_int(st, ":limit", limit);
+    int rc, res = TD_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        due_rec r = {0};
+        fill_delivery(st, &r.d);
+        r.sub.id = r.d.subscriber_id;
+        r.sub.email = xstrdup(r.d.email);
+        r.sub.name = col_str(st, 12);
+        r.sub.attribs = col_str(st, 13);
+        r.sub.timezone = col_str(st, 14);
+        r.sub.locale = col_str(st, 15);
+        r.wanted = sqlite3_column_int(st, 16) != 0;
+        res = cb(ud, &r);
+        delivery_rec_clear(&r.d);
+        sub_rec_clear(&r.sub);
+        if (res)
+            break;
+    }
+    if (!res && rc != SQLITE_DONE)
+        res = sq_fail(q, rc, e, "reading due deliveries");
+    done(st);
+    return res;
+}
+
+static int sq_delivery_update(store *s, const delivery_rec *d, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_UPDATE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", d->id);
+    bind_text(st, ":status", d->status);
+    bind_int(st, ":attempts", d->attempts);
+    bind_int(st, ":next_at", d->next_at);
+    bind_text(st, ":last_reply", d->last_reply);
+    bind_id(st, ":relay_id", d->relay_id);
+    bind_text(st, ":message_id", d->message_id);
+    bind_int(st, ":maybe_dup", d->maybe_duplicate);
+    bind_now(st);
+    int rc = step_exec(q, st, e, "recording a delivery");
+    done(st);
+    return rc;
+}
+
+static int sq_delivery_requeue(store *s, int64_t campaign_id, const char *status, bool maybe_dup,
+                               int64_t now, uint64_t *n, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_REQUEUE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", campaign_id);
+    bind_text(st, ":status", status);
+    bind_int(st, ":maybe_dup", maybe_dup);
+    bind_int(st, ":now", now);
+    int rc = step_exec(q, st, e, "requeueing deliveries");
+    if (!rc && n)
+        *n = (uint64_t)sqlite3_changes(q->db);
+    done(st);
+    return rc;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -2433,4 +2528,7 @@ static const struct store_ops sqlite_ops = {
     .campaign_freeze = sq_campaign_freeze,
     .campaign_counts = sq_campaign_counts,
     .delivery_each = sq_delivery_each,
+    .delivery_due = sq_delivery_due,
+    .delivery_update = sq_delivery_update,
+    .delivery_requeue = sq_delivery_requeue,
 };
