@@ -19,7 +19,7 @@ static const char usage[] =
     "                               [--team TEAM] [--owner EMAIL] [--db PATH]\n"
     "       tidings campaign ls [--json] [--db PATH]\n"
     "       tidings campaign status ID [--json] [--db PATH]\n"
-    "       tidings campaign start ID [--wait] [--db PATH]\n"
+    "       tidings campaign start ID [--wait [--retry-after SECONDS]] [--db PATH]\n"
     "       tidings campaign pause|resume|cancel ID [--db PATH]\n"
     "       tidings campaign failures ID [--json] [--db PATH]\n"
     "       tidings campaign retry ID [--db PATH]\n"
@@ -38,7 +38,10 @@ static const char usage[] =
     "when its send time is ahead). With --wait it delivers in the foreground\n"
     "through the relays (`tidings relay add`) and exits 0 when the campaign\n"
     "has finished; a campaign left running by a stopped process is resumed\n"
-    "the same way. pause, resume and cancel take effect within a second.\n"
+    "the same way. A temporary failure (4xx, a timeout, a relay down) is tried\n"
+    "again after --retry-after seconds (default 300), doubling each time, up\n"
+    "to 8 attempts within 3 days. pause, resume and cancel take effect within a\n"
+    "second.\n"
     "failures lists the recipients whose message failed, with the server's\n"
     "reply; retry queues them again.\n";
 
@@ -179,7 +182,8 @@ static int print_failure(void *ud, const delivery_rec *d)
     return 0;
 }
 
-static int do_action(store *s, const char *sub, long long id, bool wait, bool json)
+static int do_action(store *s, const char *sub, long long id, bool wait, unsigned retry_after,
+                     bool json)
 {
     td_error e = {0};
     int64_t now = (int64_t)time(NULL);
@@ -221,7 +225,8 @@ static int do_action(store *s, const char *sub, long long id, bool wait, bool js
                 printf("campaign %lld %s, %llu recipients\n", id, state, (unsigned long long)n);
         }
         if (!rc && wait && !strcmp(state, "running")) {
-            worker_opts wo = {.maildir_fsync = true, .progress = show_progress};
+            worker_opts wo = {.maildir_fsync = true, .progress = show_progress,
+                              .retry_base_s = retry_after};
             const char *end = NULL;
             rc = worker_run(s, id, &wo, &end, &e);
             if (progress_shown)
@@ -237,8 +242,8 @@ static int do_action(store *s, const char *sub, long long id, bool wait, bool js
                     rc = TD_EDENIED, td_err_set(&e, TD_EDENIED, "the campaign was %s", end);
             }
         } else if (!rc && wait) {
-            rc = td_err_set(&e, TD_EDENIED, "the campaign is scheduled; `tidings serve` sends it at "
-                            "its time");
+            rc = td_err_set(&e, TD_EDENIED, "the campaign is scheduled for later; run start --wait "
+                            "again at its send time");
         }
         campaign_rec_clear(&c);
     }
@@ -266,13 +271,14 @@ int cmd_campaign(int argc, char **argv)
         {"text", required_argument, NULL, 'x'},     {"at", required_argument, NULL, 'a'},
         {"tz", required_argument, NULL, 'z'},       {"team", required_argument, NULL, 't'},
         {"owner", required_argument, NULL, 'o'},    {"json", no_argument, NULL, 'j'},
-        {"wait", no_argument, NULL, 'w'},
+        {"wait", no_argument, NULL, 'w'},         {"retry-after", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},           {0},
     };
     const char *db = NULL, *html_path = NULL, *text_path = NULL, *team = NULL, *owner = NULL;
     const char *lists[CAMPAIGN_MAX_LISTS];
     campaign_spec sp = {.lists = lists};
     bool json = false, wait = false;
+    unsigned retry_after = 0;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -300,6 +306,14 @@ int cmd_campaign(int argc, char **argv)
         case 'o': owner = optarg; break;
         case 'j': json = true; break;
         case 'w': wait = true; break;
+        case 'R': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 86400)
+                return cli_usage_error("campaign", "--retry-after takes seconds, 1 to 86400");
+            retry_after = (unsigned)v;
+            break;
+        }
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: return cli_bad_option("campaign", argv);
         }
@@ -353,7 +367,7 @@ int cmd_campaign(int argc, char **argv)
         else if (!strcmp(sub, "status"))
             rc = do_status(s, id, json);
         else
-            rc = do_action(s, sub, id, wait, json);
+            rc = do_action(s, sub, id, wait, retry_after, json);
     } else {
         if ((html_path && cli_tmpl_read(html_path, TMPL_MAX_SRC, &html)) ||
             (text_path && cli_tmpl_read(text_path, TMPL_MAX_SRC, &text)))

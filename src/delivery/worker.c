@@ -188,6 +188,8 @@ static int setup(struct worker *w, int64_t id)
                           "there is no relay to send through; add one with `tidings relay add`");
     w->max_inflight *= 2; /* one on each connection, one waiting for it */
     backoff_policy_init(&w->bp);
+    if (w->o->retry_base_s)
+        w->bp.base_ms = (int64_t)w->o->retry_base_s * 1000;
     int64_t started = w->c.started_at ? w->c.started_at : unix_now();
     w->first_ms = smtp_now_ms() - (unix_now() - started) * 1000;
     return TD_OK;

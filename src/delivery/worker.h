@@ -34,6 +34,7 @@ typedef struct worker_progress {
 typedef struct worker_opts {
     unsigned timeout_ms;    /* per SMTP stage; 0: the client's defaults */
     bool maildir_fsync;     /* fsync maildir files (tests turn it off) */
+    unsigned retry_base_s;  /* first retry after a temporary failure; 0: 5 min */
     /* called about every second, and at the end; may be NULL */
     void (*progress)(void *ud, const worker_progress *p);
     void *ud;
