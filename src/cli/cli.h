@@ -29,6 +29,7 @@ int cmd_message(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
 int cmd_campaign(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 
 /* cli_bad_option reports the option getopt_long just refused (unknown, or

@@ -24,6 +24,7 @@ static const struct command {
     {"block", cmd_block, "add, list, show or remove articles and products of the content library"},
     {"campaign", cmd_campaign, "create campaigns, list them, see how one stands"},
     {"relay", cmd_relay, "add, list or remove the relays campaigns are sent through"},
+    {"serve", cmd_serve, "run the scheduler and delivery (the web UI comes later)"},
 };
 
 static void usage(FILE *f)

@@ -422,9 +422,12 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
             campaign_rec c = {0};
             if ((rc = store_campaign_get(s, id, &c, e)))
                 break;
-            if (strcmp(c.state, "running") && !stopping) {
+            bool shutdown = w.o->stop && atomic_load(w.o->stop);
+            if ((strcmp(c.state, "running") || shutdown) && !stopping) {
                 stopping = true;
-                *state = !strcmp(c.state, "paused") ? "paused" : "cancelled";
+                *state = shutdown                      ? "running"
+                         : !strcmp(c.state, "paused") ? "paused"
+                                                       : "cancelled";
                 /* Messages not on a connection yet go back to the queue. */
                 void *back[256];
                 size_t k;

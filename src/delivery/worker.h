@@ -19,6 +19,8 @@
 #ifndef TD_DELIVERY_WORKER_H
 #define TD_DELIVERY_WORKER_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -35,6 +37,10 @@ typedef struct worker_opts {
     unsigned timeout_ms;    /* per SMTP stage; 0: the client's defaults */
     bool maildir_fsync;     /* fsync maildir files (tests turn it off) */
     unsigned retry_base_s;  /* first retry after a temporary failure; 0: 5 min */
+    /* when set (may be NULL), and *stop becomes true, the worker stops as
+     * for a pause but leaves the campaign running (a server shutting
+     * down): *state is then "running" */
+    const volatile _Atomic bool *stop;
     /* called about every second, and at the end; may be NULL */
     void (*progress)(void *ud, const worker_progress *p);
     void *ud;

@@ -239,6 +239,39 @@ class Delivery(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_serve_sends_a_scheduled_campaign(self):
+        who = self.audience(50)
+        srv = Fault(self.dir)
+        try:
+            self.ok("relay", "add", srv.url)
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 3))
+            cid = int(self.ok("campaign", "create", "--name", "Later", "--subject", "s",
+                              "--from", "news@example.com", "--list", "L", "--template",
+                              self.html, "--at", at, "--tz", "UTC"))
+            self.assertIn("scheduled", self.ok("campaign", "start", str(cid)))
+            serve = subprocess.Popen([BIN, "serve", "--db", self.db, "--log-level", "info"],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.time() + 30
+                state = None
+                while time.time() < deadline:
+                    state = json.loads(self.ok("campaign", "status", str(cid), "--json"))["state"]
+                    if state == "finished":
+                        break
+                    time.sleep(0.3)
+                self.assertEqual(state, "finished")
+            finally:
+                serve.send_signal(signal.SIGTERM)
+                _, err = serve.communicate(timeout=30)
+            self.assertEqual(serve.returncode, 0, err)
+            self.assertIn("scheduler stopped", err)
+            self.assertIn("campaign=%d state=finished" % cid, err)
+            got = srv.rcpts()
+            self.assertEqual(sorted(got), sorted(who))
+        finally:
+            srv.stop()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
