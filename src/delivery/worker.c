@@ -50,6 +50,7 @@ struct worker {
     struct job *free_jobs;
     worker_progress prog;
     char list_id[300], feedback_id[64], from_domain[ADDR_DOMAIN_MAX + 1];
+    struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
     td_error *e;
 };
 
@@ -101,6 +102,7 @@ struct first_list {
     char name[256];
 };
 
+
 static int take_first(void *ud, const char *name)
 {
     struct first_list *f = ud;
@@ -148,13 +150,15 @@ static int setup(struct worker *w, int64_t id)
     if ((rc = addr_parse_mailbox(w->c.from, &w->sender_name, &from, e)))
         return rc;
     snprintf(w->from_domain, sizeof w->from_domain, "%s", from.domain);
-    struct first_list fl = {{0}};
-    store_campaign_list_names(w->s, id, take_first, &fl, NULL);
+    /* Kept in w: the context and the envelope point into it. */
+    w->list = xcalloc(1, sizeof *w->list);
+    store_campaign_list_names(w->s, id, take_first, w->list, NULL);
+    struct first_list *fl = w->list;
     w->mc = (msg_context){.base_url = w->base_url,
                           .campaign_id = id,
                           .campaign_name = w->c.name,
                           .subject = w->c.subject,
-                          .list_name = fl.name,
+                          .list_name = fl->name,
                           .sender_name = w->sender_name ? w->sender_name : "",
                           .sender_email = NULL};
     track_key(w->secret, w->mc.key);
@@ -165,7 +169,7 @@ static int setup(struct worker *w, int64_t id)
     msg_envelope_spec es = {.from = w->c.from,
                             .reply_to = w->c.reply_to,
                             .list_id = w->list_id,
-                            .list_name = fl.name[0] ? fl.name : NULL,
+                            .list_name = fl->name[0] ? fl->name : NULL,
                             .feedback_id = w->feedback_id};
     if ((rc = msg_envelope_new(&es, &w->env, e)))
         return rc;
@@ -209,6 +213,7 @@ static void teardown(struct worker *w)
     free(w->sender_name);
     free((char *)w->mc.sender_email);
     job_free_list(w->free_jobs);
+    free(w->list);
     campaign_rec_clear(&w->c);
 }
 
