@@ -8,11 +8,16 @@
 #include "cli/cli.h"
 #include "smtp/smtp_url.h"
 #include "store/store.h"
+#include "util/jsonstr.h"
+
+#include <jansson.h>
 
 static const char usage[] =
     "usage: tidings relay add URL [--max-conns N] [--rate N/s] [--db PATH]\n"
     "       tidings relay ls [--json] [--db PATH]\n"
     "       tidings relay rm URL|ID [--db PATH]\n"
+    "       tidings relay limits [--global N/s] [--domain DOMAIN=N/min]... [--clear]\n"
+    "                            [--db PATH]\n"
     "\n"
     "URL is one of:\n"
     "  smtp://host[:port][?tls=opportunistic|required|none][&verify=yes|no]\n"
@@ -23,7 +28,13 @@ static const char usage[] =
     "--max-conns is how many connections may be open to it at once (default 4);\n"
     "--rate how many messages a second it takes at most (default: no limit of\n"
     "its own). Passwords are kept in the database, which is therefore a secret;\n"
-    "`relay ls` shows them as ****.\n";
+    "`relay ls` shows them as ****.\n"
+    "\n"
+    "limits sets what holds across all relays: --global, messages a second in\n"
+    "all; --domain, messages a minute to one recipient domain (repeat it; N 0\n"
+    "removes that domain's limit; DOMAIN 'default' is every other domain);\n"
+    "--clear removes them all. Without options it prints them. They apply to\n"
+    "campaigns started afterwards.\n";
 
 struct ls_state {
     bool json;
@@ -80,17 +91,108 @@ static bool parse_rate(const char *s, double *out)
     return true;
 }
 
+/* The limits live in one setting, "limits": {"global": per_s,
+ * "domains": {"gmail.com": per_min, "default": per_min}} (read by
+ * delivery/worker). */
+static int do_limits(const char *db, double global, const char *const *domains, int ndomains,
+                     bool clear)
+{
+    td_error e = {0};
+    json_t *lim = NULL;
+    json_t *doms = NULL;
+    for (int i = 0; i < ndomains; i++) {
+        const char *eq = strchr(domains[i], '=');
+        double v;
+        char *end;
+        if (!eq || eq == domains[i] || eq - domains[i] > 253 ||
+            (v = strtod(eq + 1, &end), end == eq + 1) || (*end && strcmp(end, "/min")) || v < 0 ||
+            v > 1e7)
+            return cli_usage_error("relay", "--domain takes DOMAIN=N/min, e.g. gmail.com=600/min");
+    }
+    store *s = cli_open_store(db);
+    if (!s)
+        return EXIT_FAIL;
+    int rc = EXIT_FAIL;
+    char *cur = NULL;
+    int g = store_setting_get(s, "limits", &cur, &e);
+    if (g && g != TD_ENOTFOUND) {
+        cli_error("%s", e.msg);
+        goto out;
+    }
+    lim = cur && !clear ? json_loads(cur, 0, NULL) : NULL;
+    if (!json_is_object(lim)) {
+        json_decref(lim);
+        lim = json_object();
+    }
+    doms = json_object_get(lim, "domains");
+    if (!json_is_object(doms)) {
+        doms = json_object();
+        json_object_set_new(lim, "domains", doms);
+    }
+    bool change = clear || global >= 0 || ndomains;
+    if (global >= 0) {
+        if (global > 0)
+            json_object_set_new(lim, "global", json_real(global));
+        else
+            json_object_del(lim, "global");
+    }
+    for (int i = 0; i < ndomains; i++) {
+        const char *eq = strchr(domains[i], '=');
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - domains[i]), domains[i]);
+        for (char *p = name; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        double v = strtod(eq + 1, NULL);
+        if (v > 0)
+            json_object_set_new(doms, name, json_real(v));
+        else
+            json_object_del(doms, name);
+    }
+    if (change) {
+        buf b;
+        buf_init(&b, BUF_NOCAP);
+        jsonstr_value(&b, lim);
+        int r = store_setting_set(s, "limits", b.data, &e);
+        buf_free(&b);
+        if (r) {
+            cli_error("%s", e.msg);
+            goto out;
+        }
+        cli_audit(s, "relay.limits", "setting", 0, NULL);
+    }
+    json_t *gv = json_object_get(lim, "global");
+    if (json_is_number(gv))
+        printf("global  %g/s\n", json_number_value(gv));
+    else
+        printf("global  -\n");
+    const char *k;
+    json_t *v;
+    json_object_foreach(doms, k, v) printf("%-40s %g/min\n", k, json_number_value(v));
+    rc = EXIT_OK;
+out:
+    json_decref(lim);
+    free(cur);
+    store_close(s);
+    return rc;
+}
+
 int cmd_relay(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},        {"max-conns", required_argument, NULL, 'c'},
         {"rate", required_argument, NULL, 'r'},      {"json", no_argument, NULL, 'j'},
+        {"global", required_argument, NULL, 'g'},    {"domain", required_argument, NULL, 'D'},
+        {"clear", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},            {0},
     };
     const char *db = NULL;
     int max_conns = 4;
     double rate = 0;
-    bool json = false;
+    bool json = false, clear = false;
+    double global = -1;
+    const char *domains[64];
+    int ndomains = 0;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -109,6 +211,16 @@ int cmd_relay(int argc, char **argv)
                 return cli_usage_error("relay", "--rate takes messages per second, e.g. 50/s");
             break;
         case 'j': json = true; break;
+        case 'g':
+            if (!parse_rate(optarg, &global))
+                return cli_usage_error("relay", "--global takes messages per second, e.g. 100/s");
+            break;
+        case 'D':
+            if (ndomains == 64)
+                return cli_usage_error("relay", "at most 64 --domain at once");
+            domains[ndomains++] = optarg;
+            break;
+        case 'C': clear = true; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: return cli_bad_option("relay", argv);
         }
@@ -119,8 +231,13 @@ int cmd_relay(int argc, char **argv)
     const char *arg = optind < argc ? argv[optind++] : NULL;
     if (optind < argc)
         return cli_usage_error("relay", "unexpected argument '%s'", argv[optind]);
+    if (!strcmp(sub, "limits")) {
+        if (arg)
+            return cli_usage_error("relay", "limits takes options, not '%s'", arg);
+        return do_limits(db, global, domains, ndomains, clear);
+    }
     if (strcmp(sub, "add") && strcmp(sub, "ls") && strcmp(sub, "rm"))
-        return cli_usage_error("relay", "unknown subcommand '%s'; say add, ls or rm", sub);
+        return cli_usage_error("relay", "unknown subcommand '%s'; say add, ls, rm or limits", sub);
     if (!strcmp(sub, "ls") ? arg != NULL : arg == NULL)
         return cli_usage_error("relay", !strcmp(sub, "ls") ? "ls takes no arguments"
                                                            : "say which relay (a URL or an id)");

@@ -10,6 +10,7 @@
 #include "campaign/context.h"
 #include "delivery/backoff.h"
 #include "delivery/pool.h"
+#include "delivery/ratelimit.h"
 #include "mime/addr.h"
 #include "mime/dkim.h"
 #include "mime/msg.h"
@@ -185,6 +186,24 @@ static int setup(struct worker *w, int64_t id)
     for (int i = 0; w->o->timeout_ms && i < SMTP_STAGE_COUNT; i++)
         po.smtp.timeout_ms[i] = w->o->timeout_ms;
     w->p = pool_new(&po);
+    /* The limits across relays (`tidings relay limits`). */
+    char *lim_text = NULL;
+    if (!store_setting_get(w->s, "limits", &lim_text, NULL)) {
+        json_t *lim = json_loads(lim_text, 0, NULL);
+        json_t *g = json_object_get(lim, "global");
+        if (json_is_number(g))
+            ratelimit_set_global(pool_ratelimit(w->p), json_number_value(g), 0, NULL);
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(lim, "domains"), k, v)
+        {
+            if (json_is_number(v))
+                ratelimit_set_domain(pool_ratelimit(w->p), strcmp(k, "default") ? k : NULL,
+                                     json_number_value(v), 0, NULL);
+        }
+        json_decref(lim);
+        free(lim_text);
+    }
     if ((rc = store_relay_each(w->s, add_relay, w, e)))
         return rc;
     if (!w->nrelays)

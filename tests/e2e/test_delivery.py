@@ -239,6 +239,29 @@ class Delivery(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_domain_limit(self):
+        self.audience(20, extra=["a@slow.example", "b@slow.example", "c@slow.example"])
+        srv = Fault(self.dir)
+        try:
+            self.ok("relay", "add", srv.url, "--max-conns", "4")
+            self.ok("relay", "limits", "--domain", "slow.example=60/min")
+            cid = self.campaign()
+            self.ok("campaign", "start", str(cid), "--wait")
+            time.sleep(0.2)
+            at = {}
+            with open(srv.rec) as f:
+                for line in f:
+                    r = json.loads(line)
+                    if r["ev"] == "msg":
+                        at[r["rcpt"][0]] = r["t"]
+            slow = sorted(at[a] for a in ("a@slow.example", "b@slow.example", "c@slow.example"))
+            self.assertGreaterEqual(slow[1] - slow[0], 0.9)
+            self.assertGreaterEqual(slow[2] - slow[1], 0.9)
+            fast = sorted(v for k, v in at.items() if k.endswith("@example.com"))
+            self.assertLess(fast[-1] - fast[0], 1.5, "other domains were held back")
+        finally:
+            srv.stop()
+
     def test_serve_sends_a_scheduled_campaign(self):
         who = self.audience(50)
         srv = Fault(self.dir)
