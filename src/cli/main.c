@@ -22,6 +22,7 @@ static const struct command {
     {"message", cmd_message, "print one complete message exactly as it would be sent"},
     {"dkim", cmd_dkim, "make DKIM keys, list them with their DNS records, sign a message"},
     {"block", cmd_block, "add, list, show or remove articles and products of the content library"},
+    {"bounce", cmd_bounce, "classify inbound messages: bounces, complaints, replies (JSON lines)"},
 };
 
 static void usage(FILE *f)
