@@ -26,7 +26,8 @@ static const char usage[] =
     "(userunknown, mailboxfull, blocked, expired, ...). A complaint (ARF, RFC\n"
     "5965, or an Amazon SES complaint) lists the complaining address with reason\n"
     "\"feedback\". Replies, automatic replies and anything else have no\n"
-    "recipients. Only the first 4 MiB of a message are read.\n"
+    "recipients, and so do bytes that are not a mail message at all. Only the\n"
+    "first 4 MiB of a message are read.\n"
     "\n"
     "Exit status: 0 when every file was read, 1 when one could not be (an error\n"
     "line for it goes to standard error and the other files are still read),\n"
@@ -95,11 +96,15 @@ int cmd_bounce(int argc, char **argv)
         }
         bounce_result *r = NULL;
         td_error e = {0};
-        if (bounce_parse(data.data, data.len, &r, &e)) {
+        int prc = bounce_parse(data.data, data.len, &r, &e);
+        if (prc && prc != TD_EINVAL) {
             cli_error("%s: %s", argv[i], e.msg);
             rc = EXIT_FAIL;
             continue;
         }
+        /* Bytes that are not a mail message at all (an empty file, binary
+         * junk in a mailbox) are "other": what came in was read, and the
+         * line still stands for the file. */
         char *line = bounce_result_json(r, argv[i]);
         puts(line);
         free(line);

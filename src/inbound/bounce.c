@@ -12,6 +12,7 @@
 #include "inbound/dsn.h"
 #include "inbound/notice.h"
 #include "inbound/reason.h"
+#include "mime/addr.h"
 #include "util/buf.h"
 #include "util/jsonstr.h"
 #include "util/utf8.h"
@@ -264,14 +265,23 @@ static void html_to_text(const char *h, size_t n, buf *out)
 
 /* ---------------------------------------------------- result building */
 
-static void push_rcpt(bounce_result *r, const char *addr, const char *status, int reply_code, const char *reason,
+static void push_rcpt(bounce_result *r, const char *address, const char *status, int reply_code, const char *reason,
                       bool hard, const char *diag)
 {
     if (r->nrcpt >= BOUNCE_MAX_RCPT)
         return;
     r->rcpt = xrealloc(r->rcpt, (r->nrcpt + 1) * sizeof *r->rcpt);
     bounce_rcpt *x = &r->rcpt[r->nrcpt++];
-    x->address = clean_str(addr);
+    /* The address as mime/addr normalises it (domain lower-case, IDN in
+     * A-labels), so it compares equal to the subscriber's; what it refuses
+     * (a broken address in a broken bounce) is kept as the message wrote
+     * it, for a person to read. */
+    x->address = clean_str(address);
+    char *norm = addr_normalize(x->address, NULL);
+    if (norm) {
+        free(x->address);
+        x->address = norm;
+    }
     snprintf(x->status, sizeof x->status, "%s", status ? status : "");
     x->reply_code = reply_code;
     x->reason = reason;
@@ -378,7 +388,7 @@ static const struct {
  * and appends it. status_field is a Status: value or NULL; action an
  * Action: value or NULL; diag the server's words; context more text that
  * may say "delayed". */
-static void finish(bounce_result *r, const char *addr, const char *status_field, const char *action,
+static void finish(bounce_result *r, const char *rcpt, const char *status_field, const char *action,
                    const char *diag, const char *context, const char *remote_mta)
 {
     char st[16] = "";
@@ -447,7 +457,7 @@ static void finish(bounce_result *r, const char *addr, const char *status_field,
         reason_pseudo_status(reason, cls, st);
     else if (st[0] - '0' != cls)
         st[0] = (char)('0' + cls);
-    push_rcpt(r, addr, st, reply, reason, reason_is_hard(reason, cls), diag);
+    push_rcpt(r, rcpt, st, reply, reason, reason_is_hard(reason, cls), diag);
 }
 
 /* Strips "smtp;" / "rfc822;" style type prefixes. */
@@ -494,13 +504,13 @@ static size_t from_dsn(bounce_result *r, const dsn_doc *d, const char *notice, s
             if (!fr || !strchr(fr, '@'))
                 fr = dsn_get(g, "Original-Recipient") ? dsn_get(g, "Original-Recipient") : fr;
             char *a = xstrdup(after_type(fr));
-            char *addr = addr_trim(a);
+            char *fa = addr_trim(a);
             const char *diag = after_type(dsn_get(g, "Diagnostic-Code"));
             char *extra = NULL;
             bool specific = false;
             if (!diag || !*diag || !reason_from_text(diag, strlen(diag), &specific) || !specific) {
                 /* The report says little: the notice may say more. */
-                extra = notice && *addr ? notice_block_for(notice, notice_len, addr) : NULL;
+                extra = notice && *fa ? notice_block_for(notice, notice_len, fa) : NULL;
                 if (extra && diag && *diag) {
                     char *both = xasprintf("%s\n%s", diag, extra);
                     free(extra);
@@ -508,7 +518,7 @@ static size_t from_dsn(bounce_result *r, const dsn_doc *d, const char *notice, s
                 }
             }
             const char *dtype = dsn_get(g, "Diagnostic-Code");
-            finish(r, addr, dsn_get(g, "Status"), action, extra ? extra : (diag ? diag : ""), notice,
+            finish(r, fa, dsn_get(g, "Status"), action, extra ? extra : (diag ? diag : ""), notice,
                    dsn_get(g, "Remote-MTA"));
             /* A local delivery agent failing is a mailer error. */
             if (dtype && !strncasecmp(dtype, "x-unix", 6) && r->nrcpt &&
@@ -850,6 +860,19 @@ int bounce_parse(const char *data, size_t len, bounce_result **out, td_error *er
         return td_err_set(err, TD_EINVAL, "no message");
     if (len > BOUNCE_MAX_INPUT)
         len = BOUNCE_MAX_INPUT;
+    /* NUL bytes have no place in mail and would cut the C strings the
+     * report is read into ("nul\0@example.com" read as "nul"): they go.
+     * GMime copies the input anyway, so one copy more costs little. */
+    char *clean = NULL;
+    if (memchr(data, '\0', len)) {
+        clean = xmalloc(len ? len : 1);
+        size_t k = 0;
+        for (size_t i = 0; i < len; i++)
+            if (data[i] != '\0')
+                clean[k++] = data[i];
+        data = clean;
+        len = k;
+    }
     len = part_guard(data, len);
 
     GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
@@ -857,6 +880,7 @@ int bounce_parse(const char *data, size_t len, bounce_result **out, td_error *er
     GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
     g_object_unref(parser);
     g_object_unref(stream);
+    free(clean);
     if (!msg)
         return td_err_set(err, TD_EINVAL, "not a mail message (no header block could be parsed)");
 
