@@ -46,7 +46,8 @@ static const rule rules[] = {
      "account (has been |is |was )?(disabled|suspended|deactivated|locked|frozen|expired|inactive|on hold)"
      "|mailbox (has been |is |was )?(disabled|suspended|deactivated|locked|frozen|inactive|not active)"
      "|(user|recipient) (account )?(is )?(disabled|suspended|deactivated|inactive)|discontinued|account is not active"
-     "|user account disabled|temporarily (disabled|suspended)"},
+     "|user account disabled|temporarily (disabled|suspended)"
+     "|(account|mailbox)[^.;]{0,40} (is|has been|was) (disabled|suspended|deactivated|inactive)"},
     {"hasmoved", true, "has moved|address (has )?changed|no longer (valid|with)|user has moved|mailbox has moved"},
     {"notaccept", true,
      "null mx|does not accept (e-?)?mail|not accepting (network )?(messages|mail)|no mail (is )?accepted"
