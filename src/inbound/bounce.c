@@ -487,7 +487,7 @@ static size_t from_dsn(bounce_result *r, const dsn_doc *d, const char *notice, s
 {
     size_t added = 0, success = 0;
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < d->n; i++) {
+        for (size_t i = 0; i < d->n && r->nrcpt < BOUNCE_MAX_RCPT; i++) {
             const dsn_group *g = &d->g[i];
             if (!dsn_has_recipient(g))
                 continue;
@@ -979,7 +979,10 @@ int bounce_parse(const char *data, size_t len, bounce_result **out, td_error *er
             if (xfailed) {
                 char *copy = xstrdup(xfailed);
                 char *save = NULL;
-                for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                /* Stop at the recipient cap: each one looks its block up in
+                 * the notice, and a header can name 100000 addresses. */
+                for (char *tok = strtok_r(copy, ",", &save); tok && r->nrcpt < BOUNCE_MAX_RCPT;
+                     tok = strtok_r(NULL, ",", &save)) {
                     char *a = addr_trim(tok);
                     if (!*a)
                         continue;

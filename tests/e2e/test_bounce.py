@@ -170,6 +170,19 @@ class Hostile(unittest.TestCase):
         self.assertEqual(rc_list[0]["address"], "u0@example.net")
         self.assertEqual(rc_list[255]["address"], "u255@example.net")
 
+    def test_huge_failed_recipients_header(self):
+        # Each named recipient's diagnostic is looked up in the notice: the
+        # work must stop at the cap, not go on for 50000 of them.
+        addrs = ",".join("u%d@example.com" % i for i in range(50000)).encode()
+        notice = b"\n".join(b"  u%d@example.com\n    550 user unknown" % i for i in range(5000))
+        p = self.write("xf.eml", b"From: MAILER-DAEMON@mx.example.net\nX-Failed-Recipients: " + addrs +
+                       b"\nSubject: Mail delivery failed\n\nThe following address(es) failed:\n" + notice + b"\n")
+        t0 = time.monotonic()
+        rc, out, err = run(p, timeout=60)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(json.loads(out)["recipients"]), 256)
+        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+
     def test_long_lines_and_junk_in_report(self):
         junk = os.urandom(200000)
         p = self.write("junk.eml", DSN_HEAD + b"--B\nContent-Type: text/plain\n\n" + junk + b"\n--B--\n")
