@@ -25,6 +25,7 @@ static const struct command {
     {"campaign", cmd_campaign, "create campaigns, list them, see how one stands"},
     {"relay", cmd_relay, "add, list or remove the relays campaigns are sent through"},
     {"serve", cmd_serve, "run the scheduler and delivery (the web UI comes later)"},
+    {"bounce", cmd_bounce, "classify inbound messages: bounces, complaints, replies (JSON lines)"},
 };
 
 static void usage(FILE *f)
