@@ -168,7 +168,9 @@ static const char *const migrations[] = {
     "  maybe_duplicate INTEGER NOT NULL DEFAULT 0,"
     "  updated_at INTEGER NOT NULL,"
     "  UNIQUE (campaign_id, subscriber_id));"
-    "CREATE INDEX deliveries_todo ON deliveries(campaign_id, status, next_at);",
+    /* (campaign_id, status) and then the rowid: the queued ones of a
+     * campaign come out in id order without a sort. */
+    "CREATE INDEX deliveries_todo ON deliveries(campaign_id, status);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -389,8 +391,13 @@ static const char *const queries[Q_COUNT] = {
         "    OR (m.status = 'unconfirmed' AND l.optin = 'single')))"
         "  AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.address = s.email)"
         " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
-        " WHERE d.campaign_id = :id AND (d.status = 'queued'"
-        "  OR (d.status = 'deferred' AND d.next_at <= :now))"
+        /* Two index walks, not one OR: with the OR SQLite read every
+         * delivery of the campaign, sent ones too, and sorted them, on every
+         * call (quadratic over a campaign; bench/send found it). */
+        " WHERE d.id IN (SELECT id FROM (SELECT id FROM deliveries WHERE campaign_id = :id"
+        "   AND status = 'queued' ORDER BY id LIMIT :limit)"
+        "  UNION ALL SELECT id FROM (SELECT id FROM deliveries WHERE campaign_id = :id"
+        "   AND status = 'deferred' AND next_at <= :now ORDER BY id LIMIT :limit))"
         " ORDER BY d.id LIMIT :limit",
     [Q_DELIVERY_UPDATE] =
         "UPDATE deliveries SET status = :status, attempts = :attempts, next_at = :next_at,"
