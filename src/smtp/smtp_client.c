@@ -1185,7 +1185,16 @@ static bool bad_path(const char *s)
 
 static bool non_ascii(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    /* Eight bytes at a time: this runs over every message's whole body
+     * (it was 7% of a campaign's CPU byte by byte). */
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            return true;
+    }
+    for (; i < n; i++)
         if ((unsigned char)s[i] >= 0x80)
             return true;
     return false;
