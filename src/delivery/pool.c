@@ -28,6 +28,7 @@ typedef struct pjob {
 
 typedef struct presult {
     pool_result r;
+    uint64_t conn_serial; /* the connection held until this is taken; 0: none */
     struct presult *next;
 } presult;
 
@@ -50,6 +51,8 @@ typedef struct pconn {
     pjob *job; /* in flight, until its result is taken */
     int64_t idle_since;
     bool was_ready;
+    bool held;      /* hold_until_taken: its last result is not taken yet */
+    uint64_t serial; /* unique in the pool, for results to find it */
     int fd, pidx; /* socket and index in the last pool_fds answer */
 } pconn;
 
@@ -67,6 +70,7 @@ struct pool {
     int64_t wake; /* earliest rate-limit opening seen in the last round, -1 */
     int rr;       /* round robin over relays for new connections */
     bool draining;
+    uint64_t next_serial;
     struct pollfd *pfd; /* pool_poll's own array */
     size_t apfd;
 };
@@ -390,7 +394,7 @@ static pjob *next_job(pool *p, int i, int64_t now)
 /* Puts jobs on connection pc while it is READY and free. */
 static void conn_assign(pool *p, pconn *pc, int64_t now)
 {
-    while (!pc->job && smtp_conn_state(pc->c) == SMTP_CONN_READY && p->pend_head) {
+    while (!pc->job && !pc->held && smtp_conn_state(pc->c) == SMTP_CONN_READY && p->pend_head) {
         pjob *j = next_job(p, pc->relay, now);
         if (!j)
             return;
@@ -451,6 +455,7 @@ static void conn_open(pool *p, int i, int64_t now)
     pc->relay = i;
     pc->idle_since = now;
     pc->pidx = -1;
+    pc->serial = ++p->next_serial;
     const smtp_addr *a = &r->addr[r->next_addr];
     td_error e;
     smtp_conn_connect(pc->c, (const struct sockaddr *)&a->sa, a->len, &e);
@@ -478,6 +483,10 @@ static bool conn_collect(pool *p, size_t k, int64_t now)
         pr->r.res = res;
         if (st == SMTP_CONN_CLOSED)
             pr->r.conn = *smtp_conn_error(pc->c);
+        if (p->o.hold_until_taken && pc->job) {
+            pc->held = true;
+            pr->conn_serial = pc->serial;
+        }
         push_result(p, pr);
         free(pc->job);
         pc->job = NULL;
@@ -684,6 +693,10 @@ bool pool_take_result(pool *p, pool_result *out)
         p->res_tail = NULL;
     p->nres--;
     *out = pr->r;
+    if (pr->conn_serial)
+        for (size_t i = 0; i < p->nconns; i++)
+            if (p->conns[i]->serial == pr->conn_serial)
+                p->conns[i]->held = false;
     free(pr);
     return true;
 }

@@ -39,6 +39,11 @@ typedef struct pool_opts {
     size_t max_domains;   /* per-domain limiter state cap (ratelimit_new) */
     bool maildir_fsync;   /* maildir relays sync each file (true but in tests) */
     unsigned max_pending; /* jobs waiting for a connection (pool_submit refuses more) */
+    /* A connection takes no new job until the result of its last one has
+     * been taken (pool_take_result): a caller that records each result
+     * before the next pool_poll then knows that a crash leaves at most one
+     * delivered-but-unrecorded message per connection. */
+    bool hold_until_taken;
 } pool_opts;
 
 /* pool_opts_init fills o with the defaults: smtp_opts_init, idle 60 s, a

@@ -183,6 +183,7 @@ static int setup(struct worker *w, int64_t id)
     pool_opts po;
     pool_opts_init(&po);
     po.maildir_fsync = w->o->maildir_fsync;
+    po.hold_until_taken = true; /* results are recorded before more go out */
     for (int i = 0; w->o->timeout_ms && i < SMTP_STAGE_COUNT; i++)
         po.smtp.timeout_ms[i] = w->o->timeout_ms;
     w->p = pool_new(&po);
@@ -213,7 +214,9 @@ static int setup(struct worker *w, int64_t id)
      * loop makes and commits a batch of them: a transaction per message or
      * two cost a seventh of the time (bench/send). Those waiting are
      * `sending` in the log; after a crash they are sent again, flagged,
-     * though only the ones on a connection can really arrive twice. */
+     * though only the ones on a connection can really arrive twice: the
+     * pool holds a connection until its last result is taken, and the
+     * worker commits the results it took before the pool runs again. */
     w->max_inflight *= 8;
     backoff_policy_init(&w->bp);
     if (w->o->retry_base_s)
