@@ -100,6 +100,13 @@ bool model_member_status_ok(const char *s)
     return one_of(s, v);
 }
 
+bool model_event_kind_ok(const char *s)
+{
+    static const char *const v[] = {"open",   "click",  "unsubscribe", "signup",
+                                    "confirm", "bounce", "complaint",   "reply", NULL};
+    return one_of(s, v);
+}
+
 bool model_optin_ok(const char *s)
 {
     static const char *const v[] = {"single", "double", NULL};

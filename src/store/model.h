@@ -181,6 +181,18 @@ typedef struct due_rec {
                     * not suppressed: an unsubscribe counts at once */
 } due_rec;
 
+/* Something that happened to a campaign's message or a list's subscriber.
+ * kind: open | click | unsubscribe | signup | confirm | bounce | complaint |
+ * reply. Ids are 0 when not known; data is the kind's detail (a click's
+ * URL, a bounce's JSON), NULL when none; at is unix time (0: now). The
+ * strings are borrowed, not owned. */
+typedef struct event_rec {
+    const char *kind;
+    int64_t campaign_id, subscriber_id, list_id;
+    const char *data;
+    int64_t at;
+} event_rec;
+
 void relay_rec_clear(relay_rec *r);
 void campaign_rec_clear(campaign_rec *c);
 void delivery_rec_clear(delivery_rec *d);
@@ -198,6 +210,7 @@ bool model_team_model_ok(const char *s);
 bool model_role_ok(const char *s);
 bool model_sub_status_ok(const char *s);
 bool model_member_status_ok(const char *s);
+bool model_event_kind_ok(const char *s);
 bool model_optin_ok(const char *s);
 bool model_visibility_ok(const char *s);
 bool model_block_kind_ok(const char *s);

@@ -89,3 +89,4 @@ int store_delivery_each(store *s, int64_t c, const char *st, delivery_cb cb, voi
 int store_delivery_due(store *s, int64_t c, int64_t now, unsigned lim, due_cb cb, void *ud, td_error *e) { return s->ops->delivery_due(s, c, now, lim, cb, ud, e); }
 int store_delivery_update(store *s, const delivery_rec *d, td_error *e) { return s->ops->delivery_update(s, d, e); }
 int store_delivery_requeue(store *s, int64_t c, const char *st, bool dup, int64_t now, uint64_t *n, td_error *e) { return s->ops->delivery_requeue(s, c, st, dup, now, n, e); }
+int store_event_add(store *s, const event_rec *ev, size_t n, td_error *e) { return s->ops->event_add(s, ev, n, e); }

@@ -117,6 +117,8 @@ struct store_ops {
     int (*delivery_update)(store *s, const delivery_rec *d, td_error *e);
     int (*delivery_requeue)(store *s, int64_t campaign_id, const char *status, bool maybe_dup,
                             int64_t now, uint64_t *n, td_error *e);
+
+    int (*event_add)(store *s, const event_rec *ev, size_t n, td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -263,5 +265,10 @@ int store_delivery_update(store *s, const delivery_rec *d, td_error *e);
  * wire at a crash); *n is how many. */
 int store_delivery_requeue(store *s, int64_t campaign_id, const char *status, bool maybe_dup,
                            int64_t now, uint64_t *n, td_error *e);
+
+/* store_event_add stores n events (in the caller's transaction, if any: a
+ * caller with many wraps them in store_begin/store_commit). An event whose
+ * at is 0 gets the current time. TD_EINVAL for an unknown kind. */
+int store_event_add(store *s, const event_rec *ev, size_t n, td_error *e);
 
 #endif

@@ -171,6 +171,23 @@ static const char *const migrations[] = {
     /* (campaign_id, status) and then the rowid: the queued ones of a
      * campaign come out in id order without a sort. */
     "CREATE INDEX deliveries_todo ON deliveries(campaign_id, status);",
+
+    /* 6: events, one row each: what happened to a campaign's message or a
+     * list's subscriber (tracking, consent, inbound mail). A log that must
+     * never refuse a row, so its ids are plain integers, not foreign keys:
+     * a click on a deleted campaign's link is still a click. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind = 'open' OR kind = 'click' OR kind = 'unsubscribe'"
+    "   OR kind = 'signup' OR kind = 'confirm' OR kind = 'bounce' OR kind = 'complaint'"
+    "   OR kind = 'reply'),"
+    "  campaign_id INTEGER,"
+    "  subscriber_id INTEGER,"
+    "  list_id INTEGER,"
+    "  data TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX events_campaign ON events(campaign_id, kind);"
+    "CREATE INDEX events_subscriber ON events(subscriber_id);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -198,6 +215,7 @@ enum q {
     Q_CAMPAIGN_ADD, Q_CAMPAIGN_ADD_LIST, Q_CAMPAIGN_GET, Q_CAMPAIGN_EACH, Q_CAMPAIGN_LIST_NAMES,
     Q_CAMPAIGN_SET_STATE, Q_CAMPAIGN_FREEZE, Q_CAMPAIGN_COUNTS, Q_DELIVERY_EACH,
     Q_DELIVERY_EACH_STATUS, Q_DELIVERY_DUE, Q_DELIVERY_UPDATE, Q_DELIVERY_REQUEUE,
+    Q_EVENT_ADD,
     Q_COUNT
 };
 
@@ -309,6 +327,8 @@ static const char *const queries[Q_COUNT] = {
     [Q_SUPPRESS_ADD] = "INSERT INTO suppressions (address, reason, created_at)"
                        " VALUES (:address, :reason, :now)"
                        " ON CONFLICT (address) DO UPDATE SET reason = excluded.reason",
+    [Q_EVENT_ADD] = "INSERT INTO events (kind, campaign_id, subscriber_id, list_id, data, created_at)"
+                   " VALUES (:kind, :campaign_id, :subscriber_id, :list_id, :data, :at)",
     [Q_SUPPRESS_CHECK] = "SELECT 1 FROM suppressions WHERE address = :address",
     [Q_AUDIT_ADD] = "INSERT INTO audit_log (at, actor_id, actor, action, object_type, object_id,"
                     " detail) VALUES (:now, :actor_id, :actor, :action, :object_type,"
@@ -1926,6 +1946,28 @@ static int sq_suppress_check(store *s, const char *address, bool *yes, td_error 
     return res;
 }
 
+static int sq_event_add(store *s, const event_rec *ev, size_t n, td_error *e)
+{
+    sq *q = (sq *)s;
+    int rc = TD_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!model_event_kind_ok(ev[i].kind))
+            return td_err_set(e, TD_EINVAL, "'%s' is not an event kind", ev[i].kind ? ev[i].kind : "");
+        sqlite3_stmt *st = stmt(q, Q_EVENT_ADD, e);
+        if (!st)
+            return TD_EDB;
+        bind_text(st, ":kind", ev[i].kind);
+        bind_id(st, ":campaign_id", ev[i].campaign_id);
+        bind_id(st, ":subscriber_id", ev[i].subscriber_id);
+        bind_id(st, ":list_id", ev[i].list_id);
+        bind_text(st, ":data", ev[i].data);
+        bind_int(st, ":at", ev[i].at ? ev[i].at : (int64_t)time(NULL));
+        rc = step_exec(q, st, e, "storing an event");
+        done(st);
+    }
+    return rc;
+}
+
 static int sq_audit_add(store *s, const audit_rec *a, td_error *e)
 {
     sq *q = (sq *)s;
@@ -2514,6 +2556,7 @@ static const struct store_ops sqlite_ops = {
     .bulk_flush = sq_bulk_flush,
     .bulk_wait = sq_bulk_wait,
     .bulk_end = sq_bulk_end,
+    .event_add = sq_event_add,
     .suppress_add = sq_suppress_add,
     .suppress_check = sq_suppress_check,
     .audit_add = sq_audit_add,

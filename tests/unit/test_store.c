@@ -899,6 +899,35 @@ static void expect_stats(const bulk_stats *got, uint64_t c, uint64_t u, uint64_t
                  (unsigned long long)m);
 }
 
+static void test_events(void **state)
+{
+    struct fx *f = *state;
+    store *s = f->s;
+    td_error e = {0};
+    event_rec ev[] = {
+        {.kind = "open", .campaign_id = 3, .subscriber_id = 9},
+        {.kind = "click", .campaign_id = 3, .subscriber_id = 9, .data = "https://x.test/'; --"},
+        {.kind = "signup", .list_id = 4, .at = 1700000000},
+    };
+    assert_int_equal(store_begin(s, &e), TD_OK);
+    assert_int_equal(store_event_add(s, ev, 3, &e), TD_OK);
+    assert_int_equal(store_commit(s, &e), TD_OK);
+    char *rows = sql_text(f->path, "SELECT group_concat(kind || '|' || coalesce(campaign_id,'-') || "
+                                   "'|' || coalesce(list_id,'-') || '|' || coalesce(data,'-'), ';') "
+                                   "FROM (SELECT * FROM events ORDER BY id)");
+    assert_string_equal(rows, "open|3|-|-;click|3|-|https://x.test/'; --;signup|-|4|-");
+    free(rows);
+    char *at = sql_text(f->path, "SELECT created_at FROM events WHERE kind = 'signup'");
+    assert_string_equal(at, "1700000000");
+    free(at);
+    /* An unknown kind is refused, with nothing stored. */
+    event_rec bad = {.kind = "purchase'); DROP TABLE events; --"};
+    assert_int_equal(store_event_add(s, &bad, 1, &e), TD_EINVAL);
+    char *n = sql_text(f->path, "SELECT count(*) FROM events");
+    assert_string_equal(n, "3");
+    free(n);
+}
+
 static void test_bulk_subscribe_reimport(void **state)
 {
     store *s = S(state);
@@ -1222,7 +1251,7 @@ static void test_sql_metacharacters(void **state)
     char *tables = sql_text(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
                                      "sqlite_master WHERE type = 'table' ORDER BY name)");
     assert_string_equal(tables, "audit_log,campaign_lists,campaigns,content_blocks,deliveries,"
-                                "dkim_keys,lists,memberships,relays,schema_migrations,settings,"
+                                "dkim_keys,events,lists,memberships,relays,schema_migrations,settings,"
                                 "subscribers,suppressions,teams,users");
     free(tables);
     char *audit = sql_text(f->path, "SELECT detail FROM audit_log ORDER BY id LIMIT 1");
@@ -1247,6 +1276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_is_temporary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suppress_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_subscribe_reimport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_memberships, setup, teardown),
