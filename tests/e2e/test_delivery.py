@@ -14,6 +14,8 @@ faults), and what the servers received is counted per recipient.
   and is marked maybe_duplicate in the delivery log.
 """
 import collections
+import email
+import email.policy
 import glob
 import json
 import os
@@ -147,6 +149,65 @@ class Delivery(unittest.TestCase):
         self.assertTrue(all(n == 1 for n in rcpts.values()))
         st = json.loads(self.ok("campaign", "status", str(cid), "--json"))
         self.assertEqual((st["state"], st["sent"], st["total"]), ("finished", 500, 500))
+
+    def test_demo_campaign_reaches_smtp_sink(self):
+        """The demo's data, names in Arabic, Thai and Latin script, from a
+        seller's own name: every eligible member of three lists once (double
+        opt-in: confirmed only; unsubscribed and blocklisted never), each
+        message parsed back by Python's email package to the right name."""
+        demo = os.path.join(self.dir, "demo.db")
+        p = subprocess.run([BIN, "demo", "--db", demo, "--subscribers", "400"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.db = demo
+        lists = ["Newsletter", "Product updates", "عملاء ليلى (Layla's customers)"]
+        want = {e: n for e, n in self.q(
+            "SELECT DISTINCT s.email, s.name FROM subscribers s JOIN memberships m "
+            "ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id "
+            "WHERE l.name IN (%s) AND s.status = 'enabled' AND (m.status = 'confirmed' OR "
+            "(m.status = 'unconfirmed' AND l.optin = 'single')) AND s.email NOT IN "
+            "(SELECT address FROM suppressions)" % ",".join("'%s'" % x.replace("'", "''")
+                                                            for x in lists))}
+        self.assertGreater(len(want), 100)
+        port = free_port()
+        dump = os.path.join(self.dir, "dump")
+        os.mkdir(dump)
+        sink = subprocess.Popen([SINK, "-u", os.environ.get("USER", "root"), "-d",
+                                 os.path.join(dump, "%M."), "127.0.0.1:%d" % port, "64"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(50):
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            self.ok("relay", "add", "smtp://127.0.0.1:%d?tls=none" % port, "--max-conns", "4")
+            args = ["campaign", "create", "--name", "Demo", "--subject",
+                    "{{subscriber.first_name}}، أخبار هذا الشهر", "--from",
+                    "ليلى حداد <layla.haddad@tidings.example>", "--template", self.html]
+            for name in lists:
+                args += ["--list", name]
+            cid = int(self.ok(*args))
+            out = self.ok("campaign", "start", str(cid), "--wait")
+            self.assertIn("finished: %d sent, 0 failed" % len(want), out)
+        finally:
+            sink.terminate()
+            sink.wait(10)
+        got = collections.Counter()
+        for fn in glob.glob(os.path.join(dump, "*")):
+            with open(fn, "rb") as f:
+                raw = f.read()
+            # smtp-sink puts its own X-* lines on top of the message
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            to = msg["To"].addresses[0]
+            got[to.addr_spec] += 1
+            self.assertEqual(to.display_name, want.get(to.addr_spec), to.addr_spec)
+            self.assertEqual(msg["From"].addresses[0].display_name, "ليلى حداد")
+            self.assertTrue(str(msg["Subject"]).endswith("، أخبار هذا الشهر"))
+            self.assertIn("List-Unsubscribe", msg)
+        self.assertEqual(sorted(got), sorted(want))
+        self.assertTrue(all(n == 1 for n in got.values()))
 
     def test_faults_failures_retry(self):
         self.audience(30, extra=["gone@example.com", "grey@example.com"])
