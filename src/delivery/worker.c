@@ -298,7 +298,11 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
                    .html_len = html.len,
                    .text = w->text ? (text.data ? text.data : "") : NULL,
                    .text_len = w->text ? msg_text_unescape(text.data, text.len) : 0,
+                   /* One-click (RFC 8058) needs https; the mailto, to this
+                    * message's own return path, always works: inbound mail
+                    * to it saying "unsubscribe" unsubscribes (inbound/act). */
                    .unsubscribe_url = unsub && !strncmp(unsub, "https://", 8) ? unsub : NULL,
+                   .unsubscribe_mailto = verp,
                    .return_path = verp};
     msg_info info;
     buf body;
