@@ -1,6 +1,7 @@
 /* endpoints: what each route does (see endpoints.h). */
 #include "http/endpoints.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,7 +345,11 @@ static int send_confirm(endpoints *ep, store *s, const list_rec *l, int64_t sub_
         public_host(ep->public_url, host, sizeof host);
         size_t n = strlen(host) + 64;
         from = xmalloc(n);
-        snprintf(from, n, "noreply@%s", strchr(host, '.') ? host : "localhost.localdomain");
+        /* An address literal or a dotless name is no sender's domain. */
+        size_t hl = strlen(host);
+        bool domain = strchr(host, '.') && hl && !isdigit((unsigned char)host[hl - 1]) &&
+                      !strchr(host, '[');
+        snprintf(from, n, "noreply@%s", domain ? host : "localhost.localdomain");
     }
     buf link, text, msg;
     buf_init(&link, BUF_NOCAP);

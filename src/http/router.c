@@ -59,9 +59,9 @@ int router_match(const char *method, const char *path, size_t len, route_match *
         if (r->arg == ARG_NONE ? len != pl : !arg_ok(r->arg, path + pl, len - pl))
             continue;
         m->allow = r->allow;
+        m->route = r->id;
         if (!(meth & r->methods))
             return 405;
-        m->route = r->id;
         if (r->arg != ARG_NONE) {
             m->arg = path + pl;
             m->arg_len = len - pl;
@@ -77,4 +77,29 @@ const char *router_name(route_id r)
         if (routes[i].id == r)
             return routes[i].name;
     return "none";
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+size_t router_unescape(char *path)
+{
+    size_t o = 0;
+    for (size_t i = 0; path[i]; i++) {
+        int h, l;
+        if (path[i] == '%' && (h = hexval(path[i + 1])) >= 0 && (l = hexval(path[i + 2])) >= 0 &&
+            (h | l)) {
+            path[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            path[o++] = path[i];
+        }
+    }
+    path[o] = '\0';
+    return o;
 }

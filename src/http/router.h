@@ -36,9 +36,17 @@ typedef struct route_match {
 
 /* router_match matches method and path[0..len). Returns 200 with *m filled,
  * 404 when no route has that path (m->route is ROUTE_NONE), or 405 when the
- * path is a route's but the method is not (m->allow says which are). HEAD
+ * path is a route's but the method is not (m->route is that route and
+ * m->allow says which methods it takes). HEAD
  * is taken wherever GET is. */
 int router_match(const char *method, const char *path, size_t len, route_match *m);
+
+/* router_unescape decodes the percent escapes of path in place, the way
+ * the server hands paths to router_match: %XX becomes its byte, except
+ * that %00 (a NUL would cut the path short where a check looks at it as a
+ * C string) and a '%' not followed by two hex digits are left as written,
+ * where no route takes them. Returns the new length. */
+size_t router_unescape(char *path);
 
 /* router_name is the route's name for metrics ("open", "click", ...; "none"). */
 const char *router_name(route_id r);

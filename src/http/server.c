@@ -266,6 +266,14 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&s->active, 1);
 }
 
+/* MHD's own unescaping turns %00 into a NUL, and the path a handler sees
+ * would end there: router_unescape keeps it as text, which no route takes. */
+static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *uri)
+{
+    (void)cls, (void)c;
+    return router_unescape(uri);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -303,6 +311,7 @@ int http_server_start(const char *listen, unsigned threads, http_handler fn, voi
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                             MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL,
                             MHD_OPTION_END);
     if (!s->d) {
         free(s);

@@ -90,6 +90,32 @@ static void test_router(void **state)
     assert_string_equal(router_name(ROUTE_NONE), "none");
 }
 
+static void test_unescape(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"/o/abc", "/o/abc"},
+        {"/o/%2e%2E/x", "/o/../x"},
+        {"/s/Shop%20news", "/s/Shop news"},
+        {"/s/%e0%b8%82", "/s/\xe0\xb8\x82"},
+        {"/c/tok%00", "/c/tok%00"},
+        {"/c/%zz%4", "/c/%zz%4"},
+        {"%", "%"},
+        {"%2", "%2"},
+        {"%2f%2F", "//"},
+        {"%252e", "%2e"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char b[64];
+        snprintf(b, sizeof b, "%s", cases[i].in);
+        size_t n = router_unescape(b);
+        assert_string_equal(b, cases[i].out);
+        assert_int_equal(n, strlen(cases[i].out));
+    }
+}
+
 static void test_html_escape(void **state)
 {
     (void)state;
@@ -209,6 +235,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_router),
+        cmocka_unit_test(test_unescape),
         cmocka_unit_test(test_html_escape),
         cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_autotrack),
