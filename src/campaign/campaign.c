@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "campaign/autotrack.h"
 #include "mime/addr.h"
 #include "tmpl/tmpl.h"
 #include "util/text.h"
@@ -127,11 +128,22 @@ int campaign_create(store *s, const campaign_spec *sp, int64_t now, int64_t *id,
             return rc;
         }
     }
+    /* Tracking goes into the stored template, so the sender renders it
+     * like any other {{#track}} link. */
+    char *html = sp->html ? autotrack_html(sp->html, !sp->no_track_opens, !sp->no_track_clicks)
+                          : NULL;
+    if (html && (rc = check_template("the HTML template (with tracking)", html, e))) {
+        free(html);
+        free(ids);
+        return rc;
+    }
     campaign_rec c = {.name = (char *)sp->name,
                       .subject = (char *)sp->subject,
                       .from = (char *)sp->from,
                       .reply_to = (char *)sp->reply_to,
-                      .html = (char *)sp->html,
+                      .html = html,
+                      .no_track_opens = sp->no_track_opens,
+                      .no_track_clicks = sp->no_track_clicks,
                       .text = (char *)sp->text,
                       .state = "draft",
                       .send_at = send_at,
@@ -140,6 +152,7 @@ int campaign_create(store *s, const campaign_spec *sp, int64_t now, int64_t *id,
                       .owner_id = sp->owner_id};
     rc = store_campaign_add(s, &c, ids, sp->nlists, id, e);
     free(ids);
+    free(html);
     return rc;
 }
 

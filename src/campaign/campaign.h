@@ -11,6 +11,7 @@
 #ifndef TD_CAMPAIGN_CAMPAIGN_H
 #define TD_CAMPAIGN_CAMPAIGN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,11 +31,14 @@ typedef struct campaign_spec {
     size_t nlists;
     const char *at, *tz;           /* send time in zone tz, or both NULL: when started */
     int64_t team_id, owner_id;     /* 0: none */
+    bool no_track_opens;           /* no open pixel added to the HTML */
+    bool no_track_clicks;          /* the HTML's links left as written */
 } campaign_spec;
 
 /* campaign_create checks sp (every template compiles, addresses are
  * valid, the lists exist, the send time is in the future) and adds the
- * campaign as a draft. Returns 0 with *id, TD_EINVAL with a message naming
+ * campaign as a draft, its HTML with open and click tracking as sp asks
+ * (campaign/autotrack). Returns 0 with *id, TD_EINVAL with a message naming
  * what is wrong (a template error gives its line and column), TD_ENOTFOUND
  * for a list that does not exist, or a store error. */
 int campaign_create(store *s, const campaign_spec *sp, int64_t now, int64_t *id, td_error *e);

@@ -16,7 +16,8 @@ static const char usage[] =
     "usage: tidings campaign create --name N --subject S --from ADDR --list NAME\n"
     "                               [--list NAME]... (--template FILE | --html FILE)\n"
     "                               [--text FILE] [--reply-to ADDR] [--at TIME --tz ZONE]\n"
-    "                               [--team TEAM] [--owner EMAIL] [--db PATH]\n"
+    "                               [--team TEAM] [--owner EMAIL] [--no-track-opens]\n"
+    "                               [--no-track-clicks] [--db PATH]\n"
     "       tidings campaign ls [--json] [--db PATH]\n"
     "       tidings campaign status ID [--json] [--db PATH]\n"
     "       tidings campaign start ID [--wait [--retry-after SECONDS]] [--db PATH]\n"
@@ -33,6 +34,10 @@ static const char usage[] =
     "they are on; it is frozen when the campaign starts. --at TIME is the send\n"
     "time, YYYY-MM-DD HH:MM, in --tz ZONE (an IANA zone such as Asia/Bangkok;\n"
     "default UTC).\n"
+    "Tracking is on unless turned off: every http(s) link of the HTML goes\n"
+    "through the click redirect (/c/, as if wrapped in {{#track}}) and an open\n"
+    "pixel (/o/) is added before </body>; --no-track-clicks and --no-track-opens\n"
+    "leave the HTML as written.\n"
     "\n"
     "start freezes the audience and starts sending (or schedules the campaign\n"
     "when its send time is ahead). With --wait it delivers in the foreground\n"
@@ -272,6 +277,8 @@ int cmd_campaign(int argc, char **argv)
         {"tz", required_argument, NULL, 'z'},       {"team", required_argument, NULL, 't'},
         {"owner", required_argument, NULL, 'o'},    {"json", no_argument, NULL, 'j'},
         {"wait", no_argument, NULL, 'w'},         {"retry-after", required_argument, NULL, 'R'},
+        {"no-track-opens", no_argument, NULL, 'O'},
+        {"no-track-clicks", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},           {0},
     };
     const char *db = NULL, *html_path = NULL, *text_path = NULL, *team = NULL, *owner = NULL;
@@ -306,6 +313,8 @@ int cmd_campaign(int argc, char **argv)
         case 'o': owner = optarg; break;
         case 'j': json = true; break;
         case 'w': wait = true; break;
+        case 'O': sp.no_track_opens = true; break;
+        case 'C': sp.no_track_clicks = true; break;
         case 'R': {
             char *end;
             long v = strtol(optarg, &end, 10);

@@ -271,7 +271,7 @@ int cmd_demo(int argc, char **argv)
     int rc = EXIT_FAIL;
     char *secret = secret_random_hex(32);
     if (store_setting_set(s, "secret", secret, &e) ||
-        store_setting_set(s, "public_url", "http://localhost:8080", &e) ||
+        store_setting_set(s, "public_url", "http://127.0.0.1:8080", &e) ||
         build_org(s, &x, &e) || build_subscribers(s, &x, (int)n, &e)) {
         cli_error("building the demo failed: %s", e.msg);
         goto out;

@@ -10,7 +10,7 @@
 #include "util/secret.h"
 #include "util/text.h"
 
-#define DEFAULT_PUBLIC_URL "http://localhost:8080"
+#define DEFAULT_PUBLIC_URL "http://127.0.0.1:8080" /* serve's default --listen */
 
 static const char usage[] =
     "usage: tidings init [--db PATH] [--admin-email EMAIL --admin-password-file FILE]\n"

@@ -1,6 +1,8 @@
-/* cmd_serve: `tidings serve`: for now the scheduler and delivery (the web
- * UI, JSON API and tracking join it in a later issue). Stops cleanly on
- * SIGINT or SIGTERM. */
+/* cmd_serve: `tidings serve`: the HTTP server (tracking, unsubscribe,
+ * signup, health and metrics; src/http) beside the scheduler and delivery.
+ * Stops cleanly on SIGINT or SIGTERM: requests being answered finish,
+ * queued events are stored, delivery stops as `campaign start --wait`
+ * does. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -9,13 +11,23 @@
 
 #include "cli/cli.h"
 #include "delivery/scheduler.h"
+#include "http/endpoints.h"
+#include "http/server.h"
 #include "store/store.h"
 #include "util/log.h"
 
 static const char usage[] =
-    "usage: tidings serve [--db PATH] [--log-level debug|info|warn|error]\n"
+    "usage: tidings serve [--listen ADDR:PORT] [--threads N] [--db PATH]\n"
+    "                     [--log-level debug|info|warn|error]\n"
     "\n"
-    "Runs in the foreground until SIGINT or SIGTERM: starts scheduled campaigns\n"
+    "Runs in the foreground until SIGINT or SIGTERM. Serves HTTP on --listen\n"
+    "(default " HTTP_DEFAULT_LISTEN ", the public URL `tidings init` sets by default;\n"
+    "[::1]:8080 for IPv6) with N threads (default: one per CPU, at most 8):\n"
+    "  /o/TOKEN open pixel, /c/TOKEN click redirect, /u/TOKEN unsubscribe page\n"
+    "  and RFC 8058 one-click POST, /s/LIST signup form, /confirm/TOKEN double\n"
+    "  opt-in, /healthz, /metrics (Prometheus).\n"
+    "The links in messages start from the public URL (`tidings init --public-url`):\n"
+    "it must reach this address, directly or through a proxy. Starts scheduled campaigns\n"
     "at their send time and sends every running campaign through the relays\n"
     "(`tidings relay add`), %d campaigns at once at most. On a stop, messages\n"
     "not yet on a connection go back to the queue and running campaigns stay\n"
@@ -34,16 +46,29 @@ int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'L'},
+        {"threads", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *db = NULL;
+    const char *listen = HTTP_DEFAULT_LISTEN;
+    unsigned threads = 0;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': db = optarg; break;
+        case 'L': listen = optarg; break;
+        case 't': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 64)
+                return cli_usage_error("serve", "--threads is a number from 1 to 64");
+            threads = (unsigned)n;
+            break;
+        }
         case 'l':
             if (log_set_level_name(optarg))
                 return cli_usage_error("serve", "--log-level is debug, info, warn or error");
@@ -59,14 +84,35 @@ int cmd_serve(int argc, char **argv)
     if (!s)
         return EXIT_FAIL;
     store_close(s);
+    td_error e = {0};
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (http_listen_parse(listen, &ss, &sl, &e))
+        return cli_usage_error("serve", "--listen: %s", e.msg);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    td_error e = {0};
-    if (scheduler_run(cli_db_path(db), &stop_flag, &e)) {
+    endpoints *ep = NULL;
+    http_server *srv = NULL;
+    if (endpoints_new(cli_db_path(db), &ep, &e) ||
+        http_server_start(listen, threads, endpoints_handle, ep, &srv, &e)) {
+        endpoints_free(ep);
+        cli_error("%s", e.msg);
+        return EXIT_FAIL;
+    }
+    endpoints_set_server(ep, srv);
+    /* Tests and scripts wait for this line to know the port is open. */
+    log_info("serve: listening on %s port=%u", listen, http_server_port(srv));
+    int rc = scheduler_run(cli_db_path(db), &stop_flag, &e);
+    /* Stop: no new connections, requests in flight answered, then every
+     * queued event stored. */
+    http_server_stop(srv);
+    endpoints_free(ep);
+    log_info("serve: stopped");
+    if (rc) {
         cli_error("%s", e.msg);
         return EXIT_FAIL;
     }

@@ -152,6 +152,9 @@ typedef struct campaign_rec {
     char *timezone;  /* the IANA zone --at was given in, or NULL */
     int64_t team_id, owner_id;
     int64_t created_at, updated_at, started_at, finished_at;
+    /* Tracking turned off (`campaign create --no-track-opens/--no-track-clicks`);
+     * false, the zero value, is the default: tracked. */
+    bool no_track_opens, no_track_clicks;
 } campaign_rec;
 
 /* How a campaign's deliveries stand. */

@@ -90,3 +90,13 @@ int store_delivery_due(store *s, int64_t c, int64_t now, unsigned lim, due_cb cb
 int store_delivery_update(store *s, const delivery_rec *d, td_error *e) { return s->ops->delivery_update(s, d, e); }
 int store_delivery_requeue(store *s, int64_t c, const char *st, bool dup, int64_t now, uint64_t *n, td_error *e) { return s->ops->delivery_requeue(s, c, st, dup, now, n, e); }
 int store_event_add(store *s, const event_rec *ev, size_t n, td_error *e) { return s->ops->event_add(s, ev, n, e); }
+int store_unsubscribe(store *s, int64_t sub_id, int64_t list_id, int64_t campaign_id, int64_t now,
+                      uint64_t *n, td_error *e)
+{
+    return s->ops->unsubscribe(s, sub_id, list_id, campaign_id, now, n, e);
+}
+int store_member_confirm(store *s, int64_t list_id, int64_t sub_id, int64_t now, bool *changed,
+                         td_error *e)
+{
+    return s->ops->member_confirm(s, list_id, sub_id, now, changed, e);
+}

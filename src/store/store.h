@@ -119,6 +119,10 @@ struct store_ops {
                             int64_t now, uint64_t *n, td_error *e);
 
     int (*event_add)(store *s, const event_rec *ev, size_t n, td_error *e);
+    int (*unsubscribe)(store *s, int64_t sub_id, int64_t list_id, int64_t campaign_id,
+                       int64_t now, uint64_t *n, td_error *e);
+    int (*member_confirm)(store *s, int64_t list_id, int64_t sub_id, int64_t now, bool *changed,
+                          td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -246,7 +250,8 @@ int store_campaign_set_state(store *s, int64_t id, const char *from, const char 
  * list), enabled, not suppressed; one per subscriber however many of the
  * lists they are on. Idempotent. *added is the number of rows added. */
 int store_campaign_freeze(store *s, int64_t id, int64_t now, uint64_t *added, td_error *e);
-/* store_campaign_counts counts the campaign's deliveries by status. */
+/* store_campaign_counts counts the campaign's deliveries by status; id 0
+ * counts those of every campaign. */
 int store_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error *e);
 /* store_delivery_each walks the campaign's deliveries of one status (all
  * when NULL), by id. */
@@ -270,5 +275,18 @@ int store_delivery_requeue(store *s, int64_t campaign_id, const char *status, bo
  * caller with many wraps them in store_begin/store_commit). An event whose
  * at is 0 gets the current time. TD_EINVAL for an unknown kind. */
 int store_event_add(store *s, const event_rec *ev, size_t n, td_error *e);
+
+/* store_unsubscribe marks subscriber sub_id unsubscribed (at now) from list
+ * list_id; with list_id 0, from the lists of campaign campaign_id; with
+ * both 0, from every list. Only memberships that exist and are not
+ * unsubscribed change; *n (may be NULL) is how many did. */
+int store_unsubscribe(store *s, int64_t sub_id, int64_t list_id, int64_t campaign_id,
+                      int64_t now, uint64_t *n, td_error *e);
+
+/* store_member_confirm confirms the membership of sub_id in list_id when
+ * it is unconfirmed (a double opt-in's link), at now; any other state is
+ * left alone. *changed (may be NULL) says whether it was confirmed now. */
+int store_member_confirm(store *s, int64_t list_id, int64_t sub_id, int64_t now, bool *changed,
+                         td_error *e);
 
 #endif

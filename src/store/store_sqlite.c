@@ -188,6 +188,11 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL);"
     "CREATE INDEX events_campaign ON events(campaign_id, kind);"
     "CREATE INDEX events_subscriber ON events(subscriber_id);",
+
+    /* 7: open and click tracking can be turned off per campaign (both on
+     * by default, as they were before). */
+    ("ALTER TABLE campaigns ADD COLUMN track_opens INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE campaigns ADD COLUMN track_clicks INTEGER NOT NULL DEFAULT 1;"),
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -215,7 +220,7 @@ enum q {
     Q_CAMPAIGN_ADD, Q_CAMPAIGN_ADD_LIST, Q_CAMPAIGN_GET, Q_CAMPAIGN_EACH, Q_CAMPAIGN_LIST_NAMES,
     Q_CAMPAIGN_SET_STATE, Q_CAMPAIGN_FREEZE, Q_CAMPAIGN_COUNTS, Q_DELIVERY_EACH,
     Q_DELIVERY_EACH_STATUS, Q_DELIVERY_DUE, Q_DELIVERY_UPDATE, Q_DELIVERY_REQUEUE,
-    Q_EVENT_ADD,
+    Q_EVENT_ADD, Q_UNSUBSCRIBE, Q_MEMBER_CONFIRM, Q_DELIVERY_TOTALS,
     Q_COUNT
 };
 
@@ -329,6 +334,17 @@ static const char *const queries[Q_COUNT] = {
                        " ON CONFLICT (address) DO UPDATE SET reason = excluded.reason",
     [Q_EVENT_ADD] = "INSERT INTO events (kind, campaign_id, subscriber_id, list_id, data, created_at)"
                    " VALUES (:kind, :campaign_id, :subscriber_id, :list_id, :data, :at)",
+    /* An unsubscribe from one list, from the lists of a campaign (list 0),
+     * or from every list (both 0); memberships only change, never appear. */
+    [Q_UNSUBSCRIBE] =
+        "UPDATE memberships SET status = 'unsubscribed', unsubscribed_at = :now"
+        " WHERE subscriber_id = :sub_id AND status != 'unsubscribed' AND"
+        " (list_id = :list_id OR (:list_id = 0 AND :campaign_id = 0) OR (:list_id = 0 AND"
+        "  list_id IN (SELECT list_id FROM campaign_lists WHERE campaign_id = :campaign_id)))",
+    [Q_MEMBER_CONFIRM] = "UPDATE memberships SET status = 'confirmed', confirmed_at = :now"
+                         " WHERE list_id = :list_id AND subscriber_id = :sub_id"
+                         " AND status = 'unconfirmed'",
+    [Q_DELIVERY_TOTALS] = "SELECT status, count(*) FROM deliveries GROUP BY status",
     [Q_SUPPRESS_CHECK] = "SELECT 1 FROM suppressions WHERE address = :address",
     [Q_AUDIT_ADD] = "INSERT INTO audit_log (at, actor_id, actor, action, object_type, object_id,"
                     " detail) VALUES (:now, :actor_id, :actor, :action, :object_type,"
@@ -359,13 +375,14 @@ static const char *const queries[Q_COUNT] = {
     [Q_RELAY_DELETE] = "DELETE FROM relays WHERE id = :id",
     [Q_CAMPAIGN_ADD] =
         "INSERT INTO campaigns (name, subject, from_addr, reply_to, html, text, state, send_at,"
-        " timezone, team_id, owner_id, created_at, updated_at) VALUES (:name, :subject, :from,"
-        " :reply_to, :html, :text, :state, :send_at, :timezone, :team_id, :owner_id, :now, :now)",
+        " timezone, team_id, owner_id, created_at, updated_at, track_opens, track_clicks)"
+        " VALUES (:name, :subject, :from, :reply_to, :html, :text, :state, :send_at, :timezone,"
+        " :team_id, :owner_id, :now, :now, :track_opens, :track_clicks)",
     [Q_CAMPAIGN_ADD_LIST] = "INSERT OR IGNORE INTO campaign_lists (campaign_id, list_id)"
                             " VALUES (:campaign_id, :list_id)",
 #define CAMPAIGN_COLS                                                                          \
     "id, name, subject, from_addr, reply_to, html, text, state, send_at, timezone, team_id,"  \
-    " owner_id, created_at, updated_at, started_at, finished_at"
+    " owner_id, created_at, updated_at, started_at, finished_at, track_opens, track_clicks"
     [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = :id",
     [Q_CAMPAIGN_EACH] = "SELECT " CAMPAIGN_COLS " FROM campaigns ORDER BY id DESC",
     [Q_CAMPAIGN_LIST_NAMES] = "SELECT l.name FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id"
@@ -1968,6 +1985,41 @@ static int sq_event_add(store *s, const event_rec *ev, size_t n, td_error *e)
     return rc;
 }
 
+static int sq_unsubscribe(store *s, int64_t sub_id, int64_t list_id, int64_t campaign_id,
+                          int64_t now, uint64_t *n, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_UNSUBSCRIBE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":sub_id", sub_id);
+    bind_int(st, ":list_id", list_id);
+    bind_int(st, ":campaign_id", campaign_id);
+    bind_int(st, ":now", now);
+    int rc = step_exec(q, st, e, "unsubscribing");
+    if (!rc && n)
+        *n = (uint64_t)sqlite3_changes(q->db);
+    done(st);
+    return rc;
+}
+
+static int sq_member_confirm(store *s, int64_t list_id, int64_t sub_id, int64_t now,
+                             bool *changed, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MEMBER_CONFIRM, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":list_id", list_id);
+    bind_int(st, ":sub_id", sub_id);
+    bind_int(st, ":now", now);
+    int rc = step_exec(q, st, e, "confirming the subscription");
+    if (changed)
+        *changed = !rc && sqlite3_changes(q->db) > 0;
+    done(st);
+    return rc;
+}
+
 static int sq_audit_add(store *s, const audit_rec *a, td_error *e)
 {
     sq *q = (sq *)s;
@@ -2257,6 +2309,8 @@ static void fill_campaign(sqlite3_stmt *st, void *p)
     c->updated_at = sqlite3_column_int64(st, 13);
     c->started_at = sqlite3_column_int64(st, 14);
     c->finished_at = sqlite3_column_int64(st, 15);
+    c->no_track_opens = sqlite3_column_int(st, 16) == 0;
+    c->no_track_clicks = sqlite3_column_int(st, 17) == 0;
 }
 
 static void clear_campaign(void *p) { campaign_rec_clear(p); }
@@ -2284,6 +2338,8 @@ static int sq_campaign_add(store *s, const campaign_rec *c, const int64_t *list_
     bind_text(st, ":timezone", c->timezone);
     bind_id(st, ":team_id", c->team_id);
     bind_id(st, ":owner_id", c->owner_id);
+    bind_int(st, ":track_opens", !c->no_track_opens);
+    bind_int(st, ":track_clicks", !c->no_track_clicks);
     bind_now(st);
     int64_t cid = 0;
     rc = insert_id(q, st, &cid, e, "adding the campaign");
@@ -2389,10 +2445,11 @@ static int sq_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error
 {
     sq *q = (sq *)s;
     memset(c, 0, sizeof *c);
-    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_COUNTS, e);
+    sqlite3_stmt *st = stmt(q, id ? Q_CAMPAIGN_COUNTS : Q_DELIVERY_TOTALS, e);
     if (!st)
         return TD_EDB;
-    bind_int(st, ":id", id);
+    if (id)
+        bind_int(st, ":id", id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *status = (const char *)sqlite3_column_text(st, 0);
@@ -2557,6 +2614,8 @@ static const struct store_ops sqlite_ops = {
     .bulk_wait = sq_bulk_wait,
     .bulk_end = sq_bulk_end,
     .event_add = sq_event_add,
+    .unsubscribe = sq_unsubscribe,
+    .member_confirm = sq_member_confirm,
     .suppress_add = sq_suppress_add,
     .suppress_check = sq_suppress_check,
     .audit_add = sq_audit_add,

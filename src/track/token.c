@@ -161,19 +161,20 @@ int track_token(const uint8_t key[TRACK_KEY_LEN], const track_claims *c, buf *ou
     return TD_OK;
 }
 
-static const char letters[] = {[TRACK_OPEN] = 'o', [TRACK_CLICK] = 'c', [TRACK_UNSUB] = 'u',
-                               [TRACK_PREFS] = 'p', [TRACK_VIEW] = 'v'};
+static const char *const paths[] = {[TRACK_OPEN] = "o",  [TRACK_CLICK] = "c", [TRACK_UNSUB] = "u",
+                                    [TRACK_PREFS] = "p", [TRACK_VIEW] = "v",
+                                    [TRACK_CONFIRM] = "confirm"};
 
 int track_url(const uint8_t key[TRACK_KEY_LEN], const char *base, const track_claims *c, buf *out,
               td_error *e)
 {
-    if (c->kind < TRACK_OPEN || c->kind > TRACK_VIEW)
+    if (c->kind < TRACK_OPEN || c->kind > TRACK_CONFIRM)
         return td_err_set(e, TD_EINVAL, "unknown tracking link kind %d", (int)c->kind);
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/')
         bl--;
     size_t start = out->len;
-    if (buf_append(out, base, bl) || buf_putc(out, '/') || buf_putc(out, letters[c->kind]) ||
+    if (buf_append(out, base, bl) || buf_putc(out, '/') || buf_puts(out, paths[c->kind]) ||
         buf_putc(out, '/')) {
         buf_truncate(out, start);
         return td_err_set(e, TD_ETOOBIG, "no room for a tracking URL");
@@ -201,7 +202,7 @@ int track_open(const uint8_t key[TRACK_KEY_LEN], const char *tok, size_t len, tr
     if (sodium_memcmp(want, p + n - MAC_LEN, MAC_LEN) != 0)
         goto bad;
     n -= MAC_LEN;
-    if (p[0] != TOKEN_VERSION || p[1] < TRACK_OPEN || p[1] > TRACK_VIEW)
+    if (p[0] != TOKEN_VERSION || p[1] < TRACK_OPEN || p[1] > TRACK_CONFIRM)
         goto bad;
     size_t at = 2;
     uint64_t ids[3];

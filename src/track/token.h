@@ -6,8 +6,8 @@
  * URL of a click), then the first 16 bytes of an HMAC-SHA-256 over all of
  * that under a key derived from the installation's secret. So a token can
  * be neither forged nor edited into an open redirect, and the server needs
- * no table to resolve one. URLs are <base>/o/T, /c/T, /u/T, /p/T and /v/T
- * (docs/internals/track.md). */
+ * no table to resolve one. URLs are <base>/o/T, /c/T, /u/T, /p/T, /v/T and
+ * /confirm/T (docs/internals/track.md, docs/internals/http.md). */
 #ifndef TD_TRACK_TOKEN_H
 #define TD_TRACK_TOKEN_H
 
@@ -23,6 +23,7 @@ typedef enum track_kind {
     TRACK_UNSUB,      /* /u/ unsubscribe page and RFC 8058 one-click POST */
     TRACK_PREFS,      /* /p/ the subscriber's preferences */
     TRACK_VIEW,       /* /v/ the message in a browser */
+    TRACK_CONFIRM,    /* /confirm/ a double opt-in confirmation (list and subscriber) */
 } track_kind;
 
 #define TRACK_KEY_LEN 32
@@ -43,7 +44,8 @@ void track_key(const char *secret, uint8_t key[TRACK_KEY_LEN]);
  * TD_EINVAL when data is longer than TRACK_DATA_MAX or an id is negative. */
 int track_token(const uint8_t key[TRACK_KEY_LEN], const track_claims *c, buf *out, td_error *e);
 
-/* track_url appends <base>/<letter>/<token> to out; base is the public base
+/* track_url appends <base>/<path>/<token> to out (the path of the kind:
+ * o, c, u, p, v or confirm); base is the public base
  * URL (a trailing '/' is dropped). */
 int track_url(const uint8_t key[TRACK_KEY_LEN], const char *base, const track_claims *c, buf *out,
               td_error *e);

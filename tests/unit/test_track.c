@@ -34,6 +34,7 @@ static void test_round_trip(void **state)
         {TRACK_CLICK, 987654321, INT64_MAX, 7, "https://shop.example/a?b=1&c=%20"},
         {TRACK_VIEW, 5, 6, 0, NULL},
         {TRACK_PREFS, 127, 128, 16384, NULL},
+        {TRACK_CONFIRM, 0, 42, 9, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         track_claims c = {.kind = cases[i].kind,
@@ -135,6 +136,13 @@ static void test_url(void **state)
     track_claims c = {.kind = TRACK_UNSUB, .campaign_id = 1, .subscriber_id = 2};
     assert_int_equal(track_url(key, "https://news.example.com/", &c, &b, NULL), TD_OK);
     assert_memory_equal(b.data, "https://news.example.com/u/", 27);
+    buf_reset(&b);
+    c.kind = TRACK_CONFIRM;
+    assert_int_equal(track_url(key, "https://news.example.com", &c, &b, NULL), TD_OK);
+    assert_memory_equal(b.data, "https://news.example.com/confirm/", 33);
+    buf_reset(&b);
+    c.kind = (track_kind)(TRACK_CONFIRM + 1);
+    assert_int_equal(track_url(key, "https://news.example.com", &c, &b, NULL), TD_EINVAL);
     buf_free(&b);
 }
 

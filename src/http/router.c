@@ -1,0 +1,105 @@
+/* router: the fixed route table of the HTTP server (see router.h). */
+#include "http/router.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+enum arg_kind { ARG_NONE, ARG_TOKEN, ARG_NAME };
+enum { M_GET = 1, M_POST = 2 };
+
+static const struct route {
+    route_id id;
+    const char *prefix; /* the whole path when arg is ARG_NONE */
+    enum arg_kind arg;
+    unsigned methods;
+    const char *allow;
+    const char *name;
+} routes[] = {
+    {ROUTE_OPEN, "/o/", ARG_TOKEN, M_GET, "GET, HEAD", "open"},
+    {ROUTE_CLICK, "/c/", ARG_TOKEN, M_GET, "GET, HEAD", "click"},
+    {ROUTE_UNSUB, "/u/", ARG_TOKEN, M_GET | M_POST, "GET, HEAD, POST", "unsubscribe"},
+    {ROUTE_SIGNUP, "/s/", ARG_NAME, M_GET | M_POST, "GET, HEAD, POST", "signup"},
+    {ROUTE_CONFIRM, "/confirm/", ARG_TOKEN, M_GET | M_POST, "GET, HEAD, POST", "confirm"},
+    {ROUTE_HEALTHZ, "/healthz", ARG_NONE, M_GET, "GET, HEAD", "healthz"},
+    {ROUTE_METRICS, "/metrics", ARG_NONE, M_GET, "GET, HEAD", "metrics"},
+};
+
+static bool token_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+static bool arg_ok(enum arg_kind k, const char *p, size_t n)
+{
+    if (n == 0 || n > ROUTER_ARG_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (k == ARG_TOKEN ? !token_char(c) : (c < 0x20 || c == 0x7f || c == '/'))
+            return false;
+    }
+    /* A list name of dots alone is a path step, never a list's name. */
+    if (k == ARG_NAME && strspn(p, ".") >= n)
+        return false;
+    return true;
+}
+
+int router_match(const char *method, const char *path, size_t len, route_match *m)
+{
+    memset(m, 0, sizeof *m);
+    unsigned meth = !strcmp(method, "GET") || !strcmp(method, "HEAD") ? M_GET
+                    : !strcmp(method, "POST")                        ? M_POST
+                                                                     : 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        size_t pl = strlen(r->prefix);
+        if (len < pl || memcmp(path, r->prefix, pl))
+            continue;
+        if (r->arg == ARG_NONE ? len != pl : !arg_ok(r->arg, path + pl, len - pl))
+            continue;
+        m->allow = r->allow;
+        m->route = r->id;
+        if (!(meth & r->methods))
+            return 405;
+        if (r->arg != ARG_NONE) {
+            m->arg = path + pl;
+            m->arg_len = len - pl;
+        }
+        return 200;
+    }
+    return 404;
+}
+
+const char *router_name(route_id r)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (routes[i].id == r)
+            return routes[i].name;
+    return "none";
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+size_t router_unescape(char *path)
+{
+    size_t o = 0;
+    for (size_t i = 0; path[i]; i++) {
+        int h, l;
+        if (path[i] == '%' && (h = hexval(path[i + 1])) >= 0 && (l = hexval(path[i + 2])) >= 0 &&
+            (h | l)) {
+            path[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            path[o++] = path[i];
+        }
+    }
+    path[o] = '\0';
+    return o;
+}
