@@ -69,6 +69,11 @@ static char *utf8_clean(const char *s, size_t n)
     return r;
 }
 
+char *bounce_utf8_clean(const char *s, size_t n)
+{
+    return utf8_clean(s, n);
+}
+
 static char *clean_str(const char *s)
 {
     return utf8_clean(s ? s : "", s ? strlen(s) : 0);
@@ -545,7 +550,8 @@ static void keep_orig_headers(bounce_result *r, const char *name, const char *va
 {
     if (!name || !value || r->norig_headers >= BOUNCE_MAX_HEADERS)
         return;
-    if (strncasecmp(name, "X-", 2) && strncasecmp(name, "List-", 5))
+    if (strncasecmp(name, "X-", 2) && strncasecmp(name, "List-", 5) &&
+        strcasecmp(name, "Feedback-ID"))
         return;
     r->orig_headers = xrealloc(r->orig_headers, (r->norig_headers + 1) * sizeof *r->orig_headers);
     r->orig_headers[r->norig_headers].name = clean_str(name);
@@ -831,6 +837,11 @@ static size_t part_guard(const char *d, size_t n)
                 return i;
     }
     return n;
+}
+
+size_t bounce_part_guard(const char *d, size_t n)
+{
+    return part_guard(d, n);
 }
 
 /* Addresses in a header value, for the exclusion list. */
