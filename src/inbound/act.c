@@ -95,13 +95,16 @@ static int found(int rc, bool *yes, td_error *e)
 
 /* ---- matching ------------------------------------------------------------- */
 
-/* A VERP return path among the addresses: the delivery it names, when that
- * delivery is of the campaign it names too. */
-static int match_verp(store *s, const char *rcpt, const inmsg *m, act_match *out, td_error *e)
+/* A VERP return path among the addresses (the envelope recipient, those
+ * the message was delivered to, the returned original's envelope sender):
+ * the delivery it names, when that delivery is of the campaign it names
+ * too. */
+static int match_verp(store *s, const char *rcpt, const inmsg *m, const char *orig_rp,
+                      act_match *out, td_error *e)
 {
     size_t n = m ? m->nrcpts : 0;
-    for (size_t i = 0; i <= n; i++) {
-        const char *a = i == 0 ? rcpt : m->rcpts[i - 1];
+    for (size_t i = 0; i <= n + 1; i++) {
+        const char *a = i == 0 ? rcpt : i <= n ? m->rcpts[i - 1] : orig_rp;
         msg_verp v;
         if (!a || msg_verp_parse(a, ACT_VERP_BASE, &v, NULL))
             continue;
@@ -178,7 +181,7 @@ int act_match_message(store *s, const bounce_result *br, const inmsg *m, const c
                       act_match *out, td_error *e)
 {
     memset(out, 0, sizeof *out);
-    int rc = match_verp(s, rcpt, m, out, e);
+    int rc = match_verp(s, rcpt, m, br ? br->orig_return_path : NULL, out, e);
     if (!rc && !out->by && br)
         rc = match_message_id(s, br->orig_message_id, "message-id", out, e);
     if (!rc && !out->by && br)
@@ -241,7 +244,7 @@ int act_match_address(store *s, const bounce_result *br, const char *address, ac
 int act_match_reply(store *s, const inmsg *m, const char *rcpt, act_match *out, td_error *e)
 {
     memset(out, 0, sizeof *out);
-    int rc = match_verp(s, rcpt, m, out, e);
+    int rc = match_verp(s, rcpt, m, NULL, out, e);
     for (size_t i = 0; !rc && !out->by && m && i < m->nrefs; i++)
         rc = match_message_id(s, m->refs[i], "in-reply-to", out, e);
     if (rc || out->by || !m || !m->from)
@@ -368,7 +371,7 @@ static int bounce_one(ctx *c, const act_match *mt, const bounce_rcpt *r, int lim
         snprintf(why, sizeof why, "bounce: %s %s", status, reason);
         rc = suppress(c, mt->email, why, e);
         if (!rc)
-            note_add(c->out, "hard bounce of %s; ", mt->email);
+            note_add(c->out, "hard bounce of %s (by %s); ", mt->email, mt->by);
     } else {
         int64_t n = 0;
         rc = store_soft_bounce_add(c->s, mt->email, mt->campaign_id, c->now, &n, e);
@@ -376,9 +379,9 @@ static int bounce_one(ctx *c, const act_match *mt, const bounce_rcpt *r, int lim
             snprintf(why, sizeof why, "soft bounces: %lld", (long long)n);
             rc = suppress(c, mt->email, why, e);
             if (!rc)
-                note_add(c->out, "soft bounce of %s, at the limit; ", mt->email);
+                note_add(c->out, "soft bounce of %s (by %s), at the limit; ", mt->email, mt->by);
         } else if (!rc) {
-            note_add(c->out, "soft bounce of %s; ", mt->email);
+            note_add(c->out, "soft bounce of %s (by %s); ", mt->email, mt->by);
         }
     }
     if (!rc)
@@ -431,7 +434,7 @@ static int complaint_one(ctx *c, const act_match *mt, td_error *e)
         rc = event(c, "complaint", mt->campaign_id, mt->subscriber_id, 0,
                    json_pack("{s:s, s:s, s:b}", "status", "", "reason", ft, "hard", 1), e);
     if (!rc)
-        note_add(c->out, "complaint about %s; ", mt->email);
+        note_add(c->out, "complaint about %s (by %s); ", mt->email, mt->by);
     return rc;
 }
 

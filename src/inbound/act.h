@@ -19,7 +19,8 @@
  *   changes nothing and says so in the record.
  *
  * Matching, in order of trust: the VERP return path (bounces+cN.dM@domain)
- * among the addresses the message was delivered to; the returned original's
+ * among the addresses the message was delivered to (or the returned
+ * original's envelope sender, as ARF reports give it); the returned original's
  * Message-ID (deliveries.message_id); its signed List-Unsubscribe token; its
  * List-Id / Feedback-ID with the failed address; the failed address alone
  * (the newest delivery to it). Replies: VERP, In-Reply-To / References, the
@@ -79,7 +80,8 @@ int act_message(store *s, const char *data, size_t len, const act_source *src, a
                 td_error *e);
 
 /* act_match_message finds the delivery a bounce or complaint answers as a
- * whole: by VERP (rcpt first, then m's delivered-to addresses), by the
+ * whole: by VERP (rcpt first, then m's delivered-to addresses, then the
+ * original's envelope sender), by the
  * returned original's Message-ID, by its List-Unsubscribe token. Returns 0
  * with out->by NULL when none matches; a store error otherwise. */
 int act_match_message(store *s, const bounce_result *br, const inmsg *m, const char *rcpt,

@@ -588,6 +588,8 @@ static void original_info(bounce_result *r, collect *c, const char *notice_tail,
         }
         *from = first_addr(hdr(o, "From"));
         *to = first_addr(hdr(o, "To"));
+        if (!r->orig_return_path && hdr(o, "Return-Path"))
+            r->orig_return_path = first_addr(hdr(o, "Return-Path"));
         if (r->orig_message_id || r->norig_headers || *from || *to)
             return;
     }
@@ -601,6 +603,8 @@ static void original_info(bounce_result *r, collect *c, const char *notice_tail,
         if (!dsn_get(g, "Message-ID") && !dsn_get(g, "From") && !dsn_get(g, "To"))
             continue;
         set_message_id(r, dsn_get(g, "Message-ID"));
+        if (!r->orig_return_path && dsn_get(g, "Return-Path"))
+            r->orig_return_path = first_addr(dsn_get(g, "Return-Path"));
         for (size_t k = 0; k < g->n; k++)
             keep_orig_headers(r, g->f[k].name, g->f[k].value);
         if (!*from)
@@ -625,6 +629,11 @@ static void read_complaint(bounce_result *r, collect *c, const char *orig_to)
         const char *ft = dsn_get(g, "Feedback-Type");
         if (ft && !r->feedback_type)
             r->feedback_type = clean_str(ft);
+        const char *omf = dsn_get(g, "Original-Mail-From");
+        if (omf) {
+            free(r->orig_return_path); /* the report's word beats a header's */
+            r->orig_return_path = first_addr(omf);
+        }
         for (size_t k = 0; k < g->n; k++)
             if (!strcasecmp(g->f[k].name, "Original-Rcpt-To") || !strcasecmp(g->f[k].name, "Removal-Recipient")) {
                 char *a = xstrdup(after_type(g->f[k].value));
@@ -1063,6 +1072,7 @@ void bounce_result_free(bounce_result *r)
     free(r->orig_headers);
     free(r->orig_message_id);
     free(r->feedback_type);
+    free(r->orig_return_path);
     free(r);
 }
 

@@ -61,6 +61,8 @@ typedef struct bounce_result {
     bounce_header *orig_headers; /* its X-*, List-* and Feedback-ID headers, in order */
     size_t norig_headers;
     char *feedback_type; /* complaints: ARF Feedback-Type ("abuse"), else NULL */
+    char *orig_return_path; /* the original's envelope sender (ARF Original-Mail-From,
+                             * else its Return-Path), without <>; NULL when not given */
 } bounce_result;
 
 /* bounce_init initialises GMime and compiles the rule table once; safe to
