@@ -212,13 +212,9 @@ static int64_t orig_campaign(const bounce_result *br)
     return 0;
 }
 
-int act_match_address(store *s, const bounce_result *br, const char *address, act_match *out,
-                      td_error *e)
+/* One try of act_match_address with the address as stored. */
+static int match_address_as(store *s, int64_t cid, const char *a, act_match *out, td_error *e)
 {
-    memset(out, 0, sizeof *out);
-    char a[320];
-    norm_addr(address, a);
-    int64_t cid = orig_campaign(br);
     int rc = TD_OK;
     bool yes = false;
     delivery_rec d = {0};
@@ -238,6 +234,25 @@ int act_match_address(store *s, const bounce_result *br, const char *address, ac
             take_delivery(out, "address", &d);
         delivery_rec_clear(&d);
     }
+    return rc;
+}
+
+int act_match_address(store *s, const bounce_result *br, const char *address, act_match *out,
+                      td_error *e)
+{
+    memset(out, 0, sizeof *out);
+    char a[320], lower[320];
+    norm_addr(address, a);
+    int64_t cid = orig_campaign(br);
+    int rc = match_address_as(s, cid, a, out, e);
+    /* Servers change the case of local parts; the stored address keeps the
+     * subscriber's. Lower case is the usual form: try it too. */
+    snprintf(lower, sizeof lower, "%s", a);
+    for (char *p = lower; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    if (!rc && !out->by && strcmp(lower, a))
+        rc = match_address_as(s, cid, lower, out, e);
     return rc;
 }
 

@@ -125,6 +125,16 @@ static char *first_addr(const char *s)
     return NULL;
 }
 
+/* a as valid UTF-8 (a is freed; NULL stays NULL). */
+static char *clean_addr(char *a)
+{
+    if (!a)
+        return NULL;
+    char *c = clean_str(a);
+    free(a);
+    return c;
+}
+
 /* ------------------------------------------------------------ MIME walk */
 
 typedef struct collect {
@@ -589,7 +599,7 @@ static void original_info(bounce_result *r, collect *c, const char *notice_tail,
         *from = first_addr(hdr(o, "From"));
         *to = first_addr(hdr(o, "To"));
         if (!r->orig_return_path && hdr(o, "Return-Path"))
-            r->orig_return_path = first_addr(hdr(o, "Return-Path"));
+            r->orig_return_path = clean_addr(first_addr(hdr(o, "Return-Path")));
         if (r->orig_message_id || r->norig_headers || *from || *to)
             return;
     }
@@ -604,7 +614,7 @@ static void original_info(bounce_result *r, collect *c, const char *notice_tail,
             continue;
         set_message_id(r, dsn_get(g, "Message-ID"));
         if (!r->orig_return_path && dsn_get(g, "Return-Path"))
-            r->orig_return_path = first_addr(dsn_get(g, "Return-Path"));
+            r->orig_return_path = clean_addr(first_addr(dsn_get(g, "Return-Path")));
         for (size_t k = 0; k < g->n; k++)
             keep_orig_headers(r, g->f[k].name, g->f[k].value);
         if (!*from)
@@ -632,7 +642,7 @@ static void read_complaint(bounce_result *r, collect *c, const char *orig_to)
         const char *omf = dsn_get(g, "Original-Mail-From");
         if (omf) {
             free(r->orig_return_path); /* the report's word beats a header's */
-            r->orig_return_path = first_addr(omf);
+            r->orig_return_path = clean_addr(first_addr(omf));
         }
         for (size_t k = 0; k < g->n; k++)
             if (!strcasecmp(g->f[k].name, "Original-Rcpt-To") || !strcasecmp(g->f[k].name, "Removal-Recipient")) {
