@@ -241,7 +241,7 @@ int cmd_inbound(int argc, char **argv)
     };
     const char *db = NULL, *user = NULL, *pwfile = NULL, *rcpt = NULL;
     int every = MAILBOX_EVERY_DEFAULT, soft_limit = 0;
-    bool once = false, json = false, every_given = false;
+    bool once = false, json = false;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -252,7 +252,6 @@ int cmd_inbound(int argc, char **argv)
         case 'e':
             if (parse_every(optarg, &every))
                 return cli_usage_error("inbound", "--every takes seconds, from 1 to 604800");
-            every_given = true;
             break;
         case 'o': once = true; break;
         case 'r': rcpt = optarg; break;
@@ -312,7 +311,7 @@ int cmd_inbound(int argc, char **argv)
     if (!strcmp(sub, "process")) {
         rc = do_process(s, args, nargs, rcpt);
     } else if (!strcmp(sub, "poll")) {
-        rc = do_poll(s, url, user, password, once, every_given || !url ? every : 300);
+        rc = do_poll(s, url, user, password, once, every);
     } else if (!strcmp(sub, "settings")) {
         rc = do_settings(s, soft_limit);
     } else if (!strcmp(sub, "ls")) {

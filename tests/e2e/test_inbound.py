@@ -522,29 +522,35 @@ class Inbound(unittest.TestCase):
         self.assertEqual(self.q("SELECT count(*) FROM inbound_messages")[0][0], total)
 
     def crash_run(self, url, user, nmsg):
-        """Kills the poller with SIGKILL at random moments until a poll
-        finds nothing new; returns the number of kills that hit a poll."""
+        """Starts the poller and kills it with SIGKILL once it has taken a
+        random number more messages, again and again until all are taken;
+        returns how many kills landed in the middle of a poll."""
         rnd = random.Random(7)
-        kills = 0
-        for _ in range(60):
+        count = lambda: self.q("SELECT count(*) FROM inbound_messages")[0][0]
+        mid = 0
+        for _ in range(100):
+            now = count()
+            if now >= nmsg:
+                break
+            target = now + rnd.randint(1, max(1, (nmsg - now) // 3))
             p = subprocess.Popen([BIN, "inbound", "poll", url, "--user", user, "--password-file",
                                   self.pw, "--every", "1", "--db", self.db],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            time.sleep(rnd.uniform(0.02, 0.3 if not SANITIZED else 1.5))
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 60
+            while count() < target and p.poll() is None and time.time() < deadline:
+                time.sleep(0.002)
             p.send_signal(signal.SIGKILL)
             p.wait()
-            p.stdout.close()
-            kills += 1
-            if self.q("SELECT count(*) FROM inbound_messages")[0][0] >= nmsg:
-                break
-        return kills
+            if count() < nmsg:
+                mid += 1
+        return mid
 
     def crash_check(self, url, user, sent, kind):
         nsub = len(sent)
-        kills = self.crash_run(url, user, 2 * nsub)
+        mid = self.crash_run(url, user, 2 * nsub)
         st = self.poll(url, user)
         self.assertEqual(st["taken"], 0, st)  # the killed runs took everything
-        self.assertGreater(kills, 1)
+        self.assertGreater(mid, 2)
         # Exactly once: one record per message, one bounce event per
         # bounced subscriber, one reply row per replying subscriber.
         self.assertEqual(self.q("SELECT count(*) FROM inbound_messages")[0][0], 2 * nsub)
