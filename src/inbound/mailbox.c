@@ -553,9 +553,8 @@ int mailbox_poll_due(store *s, int64_t now, td_error *e)
         /* A store error stops everything; a mailbox's own trouble is its
          * record's, and the next mailbox is still polled. */
         bool store_err = prc == TD_EDB || prc == TD_EIO;
-        bool reached = !prc || (prc != TD_ETEMP && prc != TD_EDENIED && !store_err);
         int64_t every = m->every > 0 ? m->every : MAILBOX_EVERY_DEFAULT;
-        rc = store_mailbox_polled(s, m->id, reached ? now : 0, now + every,
+        rc = store_mailbox_polled(s, m->id, prc ? 0 : now, now + every,
                                   prc ? pe.msg : NULL, e);
         if (!rc && store_err)
             rc = td_err_set(e, prc, "%s", pe.msg);

@@ -208,7 +208,7 @@ typedef struct mailbox_rec {
     char *password;
     int every;        /* seconds between polls */
     int64_t next_at;  /* not before (unix time) */
-    int64_t last_at;  /* last poll that reached the server; 0: never */
+    int64_t last_at;  /* last poll that went well; 0: never */
     char *last_error; /* what the last poll said went wrong; NULL when it went well */
     int64_t created_at;
 } mailbox_rec;

@@ -336,8 +336,8 @@ int store_mailbox_each(store *s, mailbox_cb cb, void *ud, td_error *e);
 /* store_mailbox_delete removes mailbox id (what was taken from it stays
  * recorded); TD_ENOTFOUND. */
 int store_mailbox_delete(store *s, int64_t id, td_error *e);
-/* store_mailbox_polled records a poll of mailbox id: last_at = at when the
- * server was reached (at 0 leaves it), next_at, and the error (NULL: none). */
+/* store_mailbox_polled records a poll of mailbox id: last_at = at when it
+ * went well (at 0 leaves it), next_at, and the error (NULL: none). */
 int store_mailbox_polled(store *s, int64_t id, int64_t at, int64_t next_at, const char *error,
                          td_error *e);
 
