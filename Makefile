@@ -3,7 +3,7 @@
 # libFuzzer targets; `make check` is test + asan (what CI runs).
 
 CC      ?= cc
-PKGS    := sqlite3 libidn2 libcrypto libssl jansson libsodium gmime-3.0 libpcre2-8 libxml-2.0 libmicrohttpd
+PKGS    := sqlite3 libidn2 libcrypto libssl jansson libsodium gmime-3.0 libpcre2-8 libxml-2.0 libmicrohttpd libcurl
 LIBS_NOPC := -lunistring -lm -lpthread
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE

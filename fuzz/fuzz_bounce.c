@@ -55,6 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (r->orig_message_id)
         check_str("message-id", r->orig_message_id);
+    if (r->orig_return_path)
+        check_str("return path", r->orig_return_path);
     char *j = bounce_result_json(r, "f");
     check_str("json", j);
     if (strchr(j, '\n'))

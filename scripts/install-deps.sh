@@ -12,7 +12,7 @@ set -eu
 # Makefile's PKGS list.
 run_pkgs="make gcc pkg-config ca-certificates tzdata
   libsqlite3-dev libidn2-dev libssl-dev libjansson-dev libsodium-dev
-  libgmime-3.0-dev libpcre2-dev libunistring-dev libxml2-dev libmicrohttpd-dev"
+  libgmime-3.0-dev libpcre2-dev libunistring-dev libxml2-dev libmicrohttpd-dev libcurl4-openssl-dev"
 
 # Tests: clang with its sanitizer/libFuzzer runtime, cmocka for the unit
 # tests, Debian's Python with dkimpy as an independent DKIM verifier, and
@@ -20,9 +20,11 @@ run_pkgs="make gcc pkg-config ca-certificates tzdata
 # the benchmarks' reference, Postfix for its smtp-sink and smtp-source (it
 # stays unconfigured and starts nothing under DEBIAN_FRONTEND=noninteractive),
 # aiosmtpd for the scriptable SMTP fault server, and the openssl command for
-# the fault tests' self-signed certificates; wrk and nginx for bench/track.
+# the fault tests' self-signed certificates; wrk and nginx for bench/track;
+# Dovecot's IMAP and POP3 servers for the inbound mail tests (started by the
+# tests as an ordinary process).
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-dkim libopendkim11 sqlite3
-  postfix python3-aiosmtpd openssl wrk nginx-light"
+  postfix python3-aiosmtpd openssl wrk nginx-light dovecot-imapd dovecot-pop3d"
 
 pkgs=$run_pkgs
 case "${1:-}" in

@@ -32,6 +32,7 @@ int cmd_relay(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_bounce(int argc, char **argv);
+int cmd_inbound(int argc, char **argv);
 
 /* cli_bad_option reports the option getopt_long just refused (unknown, or
  * missing its value) as a usage error; returns EXIT_USAGE. */

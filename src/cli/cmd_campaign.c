@@ -101,12 +101,14 @@ static int do_status(store *s, int64_t id, bool json)
     td_error e = {0};
     campaign_rec c = {0};
     campaign_counts n;
+    event_counts ev;
     int rc = store_campaign_get(s, id, &c, &e);
     if (rc == TD_ENOTFOUND) {
         cli_error("there is no campaign %lld; see 'tidings campaign ls'", (long long)id);
         return EXIT_FAIL;
     }
-    if (rc || (rc = store_campaign_counts(s, id, &n, &e))) {
+    if (rc || (rc = store_campaign_counts(s, id, &n, &e)) ||
+        (rc = store_event_counts(s, id, &ev, &e))) {
         cli_error("%s", e.msg);
         campaign_rec_clear(&c);
         return EXIT_FAIL;
@@ -125,11 +127,14 @@ static int do_status(store *s, int64_t id, bool json)
         cli_json_str(stdout, c.timezone);
         printf(",\"created_at\":%lld,\"started_at\":%lld,\"finished_at\":%lld,"
                "\"total\":%llu,\"queued\":%llu,\"sending\":%llu,\"sent\":%llu,"
-               "\"deferred\":%llu,\"failed\":%llu}\n",
+               "\"deferred\":%llu,\"failed\":%llu,\"bounces\":%llu,\"complaints\":%llu,"
+               "\"replies\":%llu,\"unsubscribes\":%llu}\n",
                (long long)c.created_at, (long long)c.started_at, (long long)c.finished_at,
                (unsigned long long)n.total, (unsigned long long)n.queued,
                (unsigned long long)n.sending, (unsigned long long)n.sent,
-               (unsigned long long)n.deferred, (unsigned long long)n.failed);
+               (unsigned long long)n.deferred, (unsigned long long)n.failed,
+               (unsigned long long)ev.bounce, (unsigned long long)ev.complaint,
+               (unsigned long long)ev.reply, (unsigned long long)ev.unsubscribe);
     } else {
         printf("%-12s %lld\n%-12s %s\n%-12s %s\n%-12s %s\n%-12s %s\n%-12s ", "id",
                (long long)c.id, "name", c.name, "state", c.state, "subject", c.subject, "from",
@@ -146,6 +151,9 @@ static int do_status(store *s, int64_t id, bool json)
                "recipients", (unsigned long long)n.total, (unsigned long long)n.queued,
                (unsigned long long)n.sending, (unsigned long long)n.sent,
                (unsigned long long)n.deferred, (unsigned long long)n.failed);
+        printf("%-12s bounces %llu, complaints %llu, replies %llu, unsubscribes %llu\n",
+               "inbound", (unsigned long long)ev.bounce, (unsigned long long)ev.complaint,
+               (unsigned long long)ev.reply, (unsigned long long)ev.unsubscribe);
     }
     campaign_rec_clear(&c);
     if (rc) {

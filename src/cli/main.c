@@ -26,6 +26,7 @@ static const struct command {
     {"relay", cmd_relay, "add, list or remove the relays campaigns are sent through"},
     {"serve", cmd_serve, "run the scheduler and delivery (the web UI comes later)"},
     {"bounce", cmd_bounce, "classify inbound messages: bounces, complaints, replies (JSON lines)"},
+    {"inbound", cmd_inbound, "take in bounces, complaints and replies from files or IMAP/POP3"},
 };
 
 static void usage(FILE *f)

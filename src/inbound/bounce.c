@@ -69,6 +69,11 @@ static char *utf8_clean(const char *s, size_t n)
     return r;
 }
 
+char *bounce_utf8_clean(const char *s, size_t n)
+{
+    return utf8_clean(s, n);
+}
+
 static char *clean_str(const char *s)
 {
     return utf8_clean(s ? s : "", s ? strlen(s) : 0);
@@ -118,6 +123,16 @@ static char *first_addr(const char *s)
                 return xstrndup(s + b, e - b);
         }
     return NULL;
+}
+
+/* a as valid UTF-8 (a is freed; NULL stays NULL). */
+static char *clean_addr(char *a)
+{
+    if (!a)
+        return NULL;
+    char *c = clean_str(a);
+    free(a);
+    return c;
 }
 
 /* ------------------------------------------------------------ MIME walk */
@@ -545,7 +560,8 @@ static void keep_orig_headers(bounce_result *r, const char *name, const char *va
 {
     if (!name || !value || r->norig_headers >= BOUNCE_MAX_HEADERS)
         return;
-    if (strncasecmp(name, "X-", 2) && strncasecmp(name, "List-", 5))
+    if (strncasecmp(name, "X-", 2) && strncasecmp(name, "List-", 5) &&
+        strcasecmp(name, "Feedback-ID"))
         return;
     r->orig_headers = xrealloc(r->orig_headers, (r->norig_headers + 1) * sizeof *r->orig_headers);
     r->orig_headers[r->norig_headers].name = clean_str(name);
@@ -582,6 +598,8 @@ static void original_info(bounce_result *r, collect *c, const char *notice_tail,
         }
         *from = first_addr(hdr(o, "From"));
         *to = first_addr(hdr(o, "To"));
+        if (!r->orig_return_path && hdr(o, "Return-Path"))
+            r->orig_return_path = clean_addr(first_addr(hdr(o, "Return-Path")));
         if (r->orig_message_id || r->norig_headers || *from || *to)
             return;
     }
@@ -595,6 +613,8 @@ static void original_info(bounce_result *r, collect *c, const char *notice_tail,
         if (!dsn_get(g, "Message-ID") && !dsn_get(g, "From") && !dsn_get(g, "To"))
             continue;
         set_message_id(r, dsn_get(g, "Message-ID"));
+        if (!r->orig_return_path && dsn_get(g, "Return-Path"))
+            r->orig_return_path = clean_addr(first_addr(dsn_get(g, "Return-Path")));
         for (size_t k = 0; k < g->n; k++)
             keep_orig_headers(r, g->f[k].name, g->f[k].value);
         if (!*from)
@@ -619,6 +639,11 @@ static void read_complaint(bounce_result *r, collect *c, const char *orig_to)
         const char *ft = dsn_get(g, "Feedback-Type");
         if (ft && !r->feedback_type)
             r->feedback_type = clean_str(ft);
+        const char *omf = dsn_get(g, "Original-Mail-From");
+        if (omf) {
+            free(r->orig_return_path); /* the report's word beats a header's */
+            r->orig_return_path = clean_addr(first_addr(omf));
+        }
         for (size_t k = 0; k < g->n; k++)
             if (!strcasecmp(g->f[k].name, "Original-Rcpt-To") || !strcasecmp(g->f[k].name, "Removal-Recipient")) {
                 char *a = xstrdup(after_type(g->f[k].value));
@@ -831,6 +856,11 @@ static size_t part_guard(const char *d, size_t n)
                 return i;
     }
     return n;
+}
+
+size_t bounce_part_guard(const char *d, size_t n)
+{
+    return part_guard(d, n);
 }
 
 /* Addresses in a header value, for the exclusion list. */
@@ -1052,6 +1082,7 @@ void bounce_result_free(bounce_result *r)
     free(r->orig_headers);
     free(r->orig_message_id);
     free(r->feedback_type);
+    free(r->orig_return_path);
     free(r);
 }
 

@@ -2,7 +2,7 @@
  * other) and extracts every failed recipient with its status code, SMTP
  * reply code, reason and hard/soft verdict, plus what is needed to match the
  * message to a campaign when the VERP return path is lost (the returned
- * original's Message-ID and its X- and List- headers).
+ * original's Message-ID and its X-, List- and Feedback-ID headers).
  *
  * MIME is parsed with GMime 3. Machine-readable reports (RFC 3464 DSN, RFC
  * 5965 ARF, Amazon SES JSON notifications) are read first; the prose of
@@ -58,9 +58,11 @@ typedef struct bounce_result {
     bounce_rcpt *rcpt; /* in the order the message gives them */
     size_t nrcpt;
     char *orig_message_id;       /* returned original's Message-ID without <>, or NULL */
-    bounce_header *orig_headers; /* its X-* and List-* headers, in order */
+    bounce_header *orig_headers; /* its X-*, List-* and Feedback-ID headers, in order */
     size_t norig_headers;
     char *feedback_type; /* complaints: ARF Feedback-Type ("abuse"), else NULL */
+    char *orig_return_path; /* the original's envelope sender (ARF Original-Mail-From,
+                             * else its Return-Path), without <>; NULL when not given */
 } bounce_result;
 
 /* bounce_init initialises GMime and compiles the rule table once; safe to
@@ -88,5 +90,15 @@ const char *bounce_kind_name(bounce_kind k);
  * reply_code are null when the message gives none (complaints). Returns a
  * malloc'd string the caller frees; aborts only when out of memory. */
 char *bounce_result_json(const bounce_result *r, const char *file);
+
+/* bounce_utf8_clean returns a malloc'd copy of s[0..n) that is valid UTF-8
+ * (each invalid byte becomes U+FFFD, NUL bytes are dropped); the caller
+ * frees it. */
+char *bounce_utf8_clean(const char *s, size_t n);
+
+/* bounce_part_guard returns how many bytes of d[0..n) to hand to GMime so
+ * that it never sees more than BOUNCE_MAX_PARTS parts (its parser recurses
+ * once per nested part): the input is cut before the part past the cap. */
+size_t bounce_part_guard(const char *d, size_t n);
 
 #endif

@@ -39,6 +39,15 @@ void list_rec_clear(list_rec *l)
     memset(l, 0, sizeof *l);
 }
 
+void mailbox_rec_clear(mailbox_rec *m)
+{
+    free(m->url);
+    free(m->username);
+    free(m->password);
+    free(m->last_error);
+    memset(m, 0, sizeof *m);
+}
+
 void dkim_key_rec_clear(dkim_key_rec *k)
 {
     free(k->domain);

@@ -196,6 +196,57 @@ typedef struct event_rec {
     int64_t at;
 } event_rec;
 
+/* How many events of each kind a campaign has (store_event_counts). */
+typedef struct event_counts {
+    uint64_t open, click, unsubscribe, bounce, complaint, reply;
+} event_counts;
+
+/* A mailbox polled for inbound mail: bounces, complaints, replies
+ * (inbound/mailbox.h). The password is kept as given: the database is a
+ * secret, as with relays and DKIM keys. */
+typedef struct mailbox_rec {
+    int64_t id;
+    char *url;        /* imap[s]://host[:port][/MAILBOX] or pop3[s]://host[:port] */
+    char *username;
+    char *password;
+    int every;        /* seconds between polls */
+    int64_t next_at;  /* not before (unix time) */
+    int64_t last_at;  /* last poll that went well; 0: never */
+    char *last_error; /* what the last poll said went wrong; NULL when it went well */
+    int64_t created_at;
+} mailbox_rec;
+
+/* One message taken in (store_inbound_add): where it came from, so it is
+ * never taken twice, and what was made of it. Strings are borrowed. */
+typedef struct inbound_rec {
+    const char *source;     /* the mailbox's identity (mailbox_identity) or "file" */
+    const char *key;        /* its name there: "UIDVALIDITY/UID", the UIDL, "sha256:HEX" */
+    const char *kind;       /* bounce | complaint | reply | other */
+    const char *note;       /* what was done, or why nothing was (one line) */
+    const char *message_id; /* its own Message-ID without <>, or NULL */
+    int64_t campaign_id, subscriber_id; /* 0: not matched */
+    int64_t size;           /* bytes */
+    bool keep;              /* left on the server for a person (replies, unknown mail) */
+} inbound_rec;
+
+/* A reply to a campaign, for the inbox (store_reply_add). Strings are
+ * borrowed. Ids are 0 when not known. */
+typedef struct reply_rec {
+    int64_t inbound_id;
+    int64_t campaign_id, subscriber_id;
+    const char *sender;      /* the From address */
+    const char *sender_name; /* its display name, or NULL */
+    const char *subject;
+    const char *body;        /* text, UTF-8 */
+    const char *message_id, *in_reply_to; /* without <>, or NULL */
+    const char *matched_by;  /* verp | in-reply-to | sender | NULL (not threaded) */
+    int64_t owner_id, team_id; /* routed to */
+    int64_t assigned_to;
+    int64_t sent_at;         /* its Date, 0 when none */
+    int64_t received_at;
+} reply_rec;
+
+void mailbox_rec_clear(mailbox_rec *m);
 void relay_rec_clear(relay_rec *r);
 void campaign_rec_clear(campaign_rec *c);
 void delivery_rec_clear(delivery_rec *d);

@@ -100,3 +100,16 @@ int store_member_confirm(store *s, int64_t list_id, int64_t sub_id, int64_t now,
 {
     return s->ops->member_confirm(s, list_id, sub_id, now, changed, e);
 }
+int store_event_counts(store *s, int64_t c, event_counts *o, td_error *e) { return s->ops->event_counts(s, c, o, e); }
+int store_delivery_get(store *s, int64_t id, delivery_rec *o, td_error *e) { return s->ops->delivery_get(s, id, o, e); }
+int store_delivery_by_message_id(store *s, const char *m, delivery_rec *o, td_error *e) { return s->ops->delivery_by_message_id(s, m, o, e); }
+int store_delivery_of(store *s, int64_t c, int64_t sub, delivery_rec *o, td_error *e) { return s->ops->delivery_of(s, c, sub, o, e); }
+int store_delivery_last_to(store *s, const char *m, delivery_rec *o, td_error *e) { return s->ops->delivery_last_to(s, m, o, e); }
+int store_soft_bounce_add(store *s, const char *a, int64_t c, int64_t at, int64_t *n, td_error *e) { return s->ops->soft_bounce_add(s, a, c, at, n, e); }
+int store_inbound_find(store *s, const char *src, const char *k, bool *f, bool *keep, td_error *e) { return s->ops->inbound_find(s, src, k, f, keep, e); }
+int store_inbound_add(store *s, const inbound_rec *r, int64_t *id, td_error *e) { return s->ops->inbound_add(s, r, id, e); }
+int store_reply_add(store *s, const reply_rec *r, int64_t *id, td_error *e) { return s->ops->reply_add(s, r, id, e); }
+int store_mailbox_add(store *s, const mailbox_rec *m, int64_t *id, td_error *e) { return s->ops->mailbox_add(s, m, id, e); }
+int store_mailbox_each(store *s, mailbox_cb cb, void *ud, td_error *e) { return s->ops->mailbox_each(s, cb, ud, e); }
+int store_mailbox_delete(store *s, int64_t id, td_error *e) { return s->ops->mailbox_delete(s, id, e); }
+int store_mailbox_polled(store *s, int64_t id, int64_t at, int64_t n, const char *err, td_error *e) { return s->ops->mailbox_polled(s, id, at, n, err, e); }

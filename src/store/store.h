@@ -37,6 +37,7 @@ typedef int (*campaign_cb)(void *ud, const campaign_rec *c);
 typedef int (*delivery_cb)(void *ud, const delivery_rec *d);
 typedef int (*name_cb)(void *ud, const char *name);
 typedef int (*due_cb)(void *ud, const due_rec *d);
+typedef int (*mailbox_cb)(void *ud, const mailbox_rec *m);
 
 struct store_ops {
     const char *name;
@@ -122,6 +123,26 @@ struct store_ops {
     int (*unsubscribe)(store *s, int64_t sub_id, int64_t list_id, int64_t campaign_id,
                        int64_t now, uint64_t *n, td_error *e);
     int (*member_confirm)(store *s, int64_t list_id, int64_t sub_id, int64_t now, bool *changed,
+                          td_error *e);
+
+    /* Inbound mail (inbound/act.h, inbound/mailbox.h). */
+    int (*event_counts)(store *s, int64_t campaign_id, event_counts *c, td_error *e);
+    int (*delivery_get)(store *s, int64_t id, delivery_rec *out, td_error *e);
+    int (*delivery_by_message_id)(store *s, const char *message_id, delivery_rec *out,
+                                  td_error *e);
+    int (*delivery_of)(store *s, int64_t campaign_id, int64_t subscriber_id, delivery_rec *out,
+                       td_error *e);
+    int (*delivery_last_to)(store *s, const char *email, delivery_rec *out, td_error *e);
+    int (*soft_bounce_add)(store *s, const char *address, int64_t campaign_id, int64_t at,
+                           int64_t *count, td_error *e);
+    int (*inbound_find)(store *s, const char *source, const char *key, bool *found, bool *keep,
+                        td_error *e);
+    int (*inbound_add)(store *s, const inbound_rec *r, int64_t *id, td_error *e);
+    int (*reply_add)(store *s, const reply_rec *r, int64_t *id, td_error *e);
+    int (*mailbox_add)(store *s, const mailbox_rec *m, int64_t *id, td_error *e);
+    int (*mailbox_each)(store *s, mailbox_cb cb, void *ud, td_error *e);
+    int (*mailbox_delete)(store *s, int64_t id, td_error *e);
+    int (*mailbox_polled)(store *s, int64_t id, int64_t at, int64_t next_at, const char *error,
                           td_error *e);
 };
 
@@ -287,6 +308,55 @@ int store_unsubscribe(store *s, int64_t sub_id, int64_t list_id, int64_t campaig
  * it is unconfirmed (a double opt-in's link), at now; any other state is
  * left alone. *changed (may be NULL) says whether it was confirmed now. */
 int store_member_confirm(store *s, int64_t list_id, int64_t sub_id, int64_t now, bool *changed,
+                         td_error *e);
+
+/* ---- inbound mail -------------------------------------------------------- */
+
+/* store_event_counts counts the campaign's events by kind. */
+int store_event_counts(store *s, int64_t campaign_id, event_counts *c, td_error *e);
+/* store_delivery_get fills *out (the caller clears it) with delivery id;
+ * TD_ENOTFOUND. */
+int store_delivery_get(store *s, int64_t id, delivery_rec *out, td_error *e);
+/* store_delivery_by_message_id fills *out with the delivery whose message
+ * had that Message-ID (without <>); TD_ENOTFOUND. */
+int store_delivery_by_message_id(store *s, const char *message_id, delivery_rec *out,
+                                 td_error *e);
+/* store_delivery_of fills *out with the campaign's delivery to the
+ * subscriber; TD_ENOTFOUND. */
+int store_delivery_of(store *s, int64_t campaign_id, int64_t subscriber_id, delivery_rec *out,
+                      td_error *e);
+/* store_delivery_last_to fills *out with the newest delivery to email that
+ * went out (sent, or tried: not queued); TD_ENOTFOUND when it was never
+ * mailed. */
+int store_delivery_last_to(store *s, const char *email, delivery_rec *out, td_error *e);
+/* store_soft_bounce_add records a soft bounce of address in campaign_id (0:
+ * unknown) and sets *count to the number of campaigns address soft-bounced
+ * in; a second soft bounce in the same campaign (a delay notice, then the
+ * failure) counts once. */
+int store_soft_bounce_add(store *s, const char *address, int64_t campaign_id, int64_t at,
+                          int64_t *count, td_error *e);
+/* store_inbound_find says whether the message (source, key) was taken in
+ * already (*found) and, if so, whether it was to stay on the server
+ * (*keep). */
+int store_inbound_find(store *s, const char *source, const char *key, bool *found, bool *keep,
+                       td_error *e);
+/* store_inbound_add records a message taken in; TD_EEXISTS when (source,
+ * key) is there already; *id (may be NULL) is its id. */
+int store_inbound_add(store *s, const inbound_rec *r, int64_t *id, td_error *e);
+/* store_reply_add stores a reply for the inbox (status open, not yet
+ * answered); *id (may be NULL) is its id. */
+int store_reply_add(store *s, const reply_rec *r, int64_t *id, td_error *e);
+/* store_mailbox_add adds a polled mailbox; TD_EEXISTS when the same URL and
+ * user are there already. */
+int store_mailbox_add(store *s, const mailbox_rec *m, int64_t *id, td_error *e);
+/* store_mailbox_each walks the mailboxes by id. */
+int store_mailbox_each(store *s, mailbox_cb cb, void *ud, td_error *e);
+/* store_mailbox_delete removes mailbox id (what was taken from it stays
+ * recorded); TD_ENOTFOUND. */
+int store_mailbox_delete(store *s, int64_t id, td_error *e);
+/* store_mailbox_polled records a poll of mailbox id: last_at = at when it
+ * went well (at 0 leaves it), next_at, and the error (NULL: none). */
+int store_mailbox_polled(store *s, int64_t id, int64_t at, int64_t next_at, const char *error,
                          td_error *e);
 
 #endif

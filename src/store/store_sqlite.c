@@ -193,6 +193,70 @@ static const char *const migrations[] = {
      * by default, as they were before). */
     ("ALTER TABLE campaigns ADD COLUMN track_opens INTEGER NOT NULL DEFAULT 1;"
      "ALTER TABLE campaigns ADD COLUMN track_clicks INTEGER NOT NULL DEFAULT 1;"),
+    /* 8: inbound mail (inbound/act.h, inbound/mailbox.h): the mailboxes
+     * polled; every message taken in, keyed by where it came from so that
+     * none is taken twice (the row is written in the transaction that
+     * applies the message); soft bounces per address and campaign; replies
+     * for the inbox, with what the inbox needs (routing, assignment, the
+     * time of the first answer). The two indexes on deliveries are how a
+     * returned message finds what it answers. */
+    "CREATE TABLE mailboxes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  url TEXT NOT NULL,"
+    "  username TEXT NOT NULL DEFAULT '',"
+    "  password TEXT NOT NULL DEFAULT '',"
+    "  every INTEGER NOT NULL CHECK (every >= 1),"
+    "  next_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_at INTEGER,"
+    "  last_error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (url, username));"
+    "CREATE TABLE inbound_messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  source TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind = 'bounce' OR kind = 'complaint' OR kind = 'reply'"
+    "   OR kind = 'other'),"
+    "  note TEXT NOT NULL DEFAULT '',"
+    "  message_id TEXT,"
+    "  campaign_id INTEGER,"
+    "  subscriber_id INTEGER,"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  keep INTEGER NOT NULL DEFAULT 0,"
+    "  received_at INTEGER NOT NULL,"
+    "  UNIQUE (source, key));"
+    "CREATE TABLE soft_bounces ("
+    "  address TEXT NOT NULL,"
+    "  campaign_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (address, campaign_id)) WITHOUT ROWID;"
+    "CREATE TABLE replies ("
+    "  id INTEGER PRIMARY KEY,"
+    "  inbound_id INTEGER REFERENCES inbound_messages(id) ON DELETE SET NULL,"
+    "  campaign_id INTEGER REFERENCES campaigns(id) ON DELETE SET NULL,"
+    "  subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE SET NULL,"
+    "  sender TEXT NOT NULL,"
+    "  sender_name TEXT,"
+    "  subject TEXT NOT NULL DEFAULT '',"
+    "  body TEXT NOT NULL DEFAULT '',"
+    "  message_id TEXT,"
+    "  in_reply_to TEXT,"
+    "  matched_by TEXT CHECK (matched_by IS NULL OR matched_by = 'verp'"
+    "   OR matched_by = 'in-reply-to' OR matched_by = 'sender'),"
+    "  owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  team_id INTEGER REFERENCES teams(id) ON DELETE SET NULL,"
+    "  assigned_to INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  status TEXT NOT NULL DEFAULT 'open' CHECK (status = 'open' OR status = 'answered'"
+    "   OR status = 'closed'),"
+    "  sent_at INTEGER,"
+    "  received_at INTEGER NOT NULL,"
+    "  first_response_at INTEGER);"
+    "CREATE INDEX replies_assigned ON replies(assigned_to, status, received_at);"
+    "CREATE INDEX replies_team ON replies(team_id, status, received_at);"
+    "CREATE INDEX replies_campaign ON replies(campaign_id);"
+    "CREATE INDEX replies_subscriber ON replies(subscriber_id);"
+    "CREATE INDEX deliveries_message_id ON deliveries(message_id) WHERE message_id IS NOT NULL;"
+    "CREATE INDEX deliveries_subscriber ON deliveries(subscriber_id);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -221,6 +285,9 @@ enum q {
     Q_CAMPAIGN_SET_STATE, Q_CAMPAIGN_FREEZE, Q_CAMPAIGN_COUNTS, Q_DELIVERY_EACH,
     Q_DELIVERY_EACH_STATUS, Q_DELIVERY_DUE, Q_DELIVERY_UPDATE, Q_DELIVERY_REQUEUE,
     Q_EVENT_ADD, Q_UNSUBSCRIBE, Q_MEMBER_CONFIRM, Q_DELIVERY_TOTALS,
+    Q_EVENT_COUNTS, Q_DELIVERY_GET, Q_DELIVERY_BY_MSGID, Q_DELIVERY_OF, Q_DELIVERY_LAST_TO,
+    Q_SOFT_BOUNCE_ADD, Q_SOFT_BOUNCE_COUNT, Q_INBOUND_FIND, Q_INBOUND_ADD, Q_REPLY_ADD,
+    Q_MAILBOX_ADD, Q_MAILBOX_EACH, Q_MAILBOX_DELETE, Q_MAILBOX_POLLED,
     Q_COUNT
 };
 
@@ -446,6 +513,42 @@ static const char *const queries[Q_COUNT] = {
         " WHERE campaign_id = :id AND status = :status",
     [Q_DELIVERY_EACH_STATUS] = "SELECT " DELIVERY_COLS " FROM deliveries"
                                " WHERE campaign_id = :id AND status = :status ORDER BY id",
+    [Q_EVENT_COUNTS] = "SELECT kind, count(*) FROM events WHERE campaign_id = :id GROUP BY kind",
+    [Q_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = :id",
+    [Q_DELIVERY_BY_MSGID] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE message_id = :mid"
+                            " ORDER BY id DESC LIMIT 1",
+    [Q_DELIVERY_OF] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE campaign_id = :id"
+                      " AND subscriber_id = :sub_id",
+    /* Through the subscriber: deliveries are indexed by subscriber, not by
+     * address; a deleted subscriber's deliveries are no one's any more. */
+    [Q_DELIVERY_LAST_TO] = "SELECT d.id, d.campaign_id, d.subscriber_id, d.email, d.status,"
+                           " d.attempts, d.next_at, d.last_reply, d.relay_id, d.message_id,"
+                           " d.maybe_duplicate, d.updated_at"
+                           " FROM subscribers s JOIN deliveries d ON d.subscriber_id = s.id"
+                           " WHERE s.email = :email AND d.status <> 'queued'"
+                           " ORDER BY d.id DESC LIMIT 1",
+    [Q_SOFT_BOUNCE_ADD] = "INSERT INTO soft_bounces (address, campaign_id, at)"
+                          " VALUES (:address, :campaign_id, :at)"
+                          " ON CONFLICT (address, campaign_id) DO NOTHING",
+    [Q_SOFT_BOUNCE_COUNT] = "SELECT count(*) FROM soft_bounces WHERE address = :address",
+    [Q_INBOUND_FIND] = "SELECT keep FROM inbound_messages WHERE source = :source AND key = :key",
+    [Q_INBOUND_ADD] = "INSERT INTO inbound_messages (source, key, kind, note, message_id,"
+                      " campaign_id, subscriber_id, size, keep, received_at) VALUES (:source,"
+                      " :key, :kind, :note, :message_id, :campaign_id, :subscriber_id, :size,"
+                      " :keep, :now)",
+    [Q_REPLY_ADD] = "INSERT INTO replies (inbound_id, campaign_id, subscriber_id, sender,"
+                    " sender_name, subject, body, message_id, in_reply_to, matched_by, owner_id,"
+                    " team_id, assigned_to, sent_at, received_at) VALUES (:inbound_id,"
+                    " :campaign_id, :subscriber_id, :sender, :sender_name, :subject, :body,"
+                    " :message_id, :in_reply_to, :matched_by, :owner_id, :team_id,"
+                    " :assigned_to, :sent_at, :received_at)",
+    [Q_MAILBOX_ADD] = "INSERT INTO mailboxes (url, username, password, every, next_at,"
+                      " created_at) VALUES (:url, :username, :password, :every, 0, :now)",
+    [Q_MAILBOX_EACH] = "SELECT id, url, username, password, every, next_at, last_at, last_error,"
+                       " created_at FROM mailboxes ORDER BY id",
+    [Q_MAILBOX_DELETE] = "DELETE FROM mailboxes WHERE id = :id",
+    [Q_MAILBOX_POLLED] = "UPDATE mailboxes SET next_at = :next_at, last_error = :error,"
+                         " last_at = CASE WHEN :at > 0 THEN :at ELSE last_at END WHERE id = :id",
 };
 
 /* A bulk batch: rows kept in C until the flush sorts and writes them. The
@@ -2578,6 +2681,245 @@ static int sq_delivery_requeue(store *s, int64_t campaign_id, const char *status
     return rc;
 }
 
+/* ---- inbound mail ----------------------------------------------------------- */
+
+static int sq_event_counts(store *s, int64_t id, event_counts *c, td_error *e)
+{
+    sq *q = (sq *)s;
+    memset(c, 0, sizeof *c);
+    sqlite3_stmt *st = stmt(q, Q_EVENT_COUNTS, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
+        if (!k)
+            continue;
+        if (!strcmp(k, "open"))
+            c->open = n;
+        else if (!strcmp(k, "click"))
+            c->click = n;
+        else if (!strcmp(k, "unsubscribe"))
+            c->unsubscribe = n;
+        else if (!strcmp(k, "bounce"))
+            c->bounce = n;
+        else if (!strcmp(k, "complaint"))
+            c->complaint = n;
+        else if (!strcmp(k, "reply"))
+            c->reply = n;
+    }
+    int res = rc == SQLITE_DONE ? TD_OK : sq_fail(q, rc, e, "counting events");
+    done(st);
+    return res;
+}
+
+static int sq_delivery_get(store *s, int64_t id, delivery_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return select_one(q, st, fill_delivery, out, e, "delivery");
+}
+
+static int sq_delivery_by_message_id(store *s, const char *mid, delivery_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_BY_MSGID, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":mid", mid);
+    return select_one(q, st, fill_delivery, out, e, "delivery");
+}
+
+static int sq_delivery_of(store *s, int64_t campaign_id, int64_t sub_id, delivery_rec *out,
+                          td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_OF, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", campaign_id);
+    bind_int(st, ":sub_id", sub_id);
+    return select_one(q, st, fill_delivery, out, e, "delivery");
+}
+
+static int sq_delivery_last_to(store *s, const char *email, delivery_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_DELIVERY_LAST_TO, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":email", email);
+    return select_one(q, st, fill_delivery, out, e, "delivery");
+}
+
+static int sq_soft_bounce_add(store *s, const char *address, int64_t campaign_id, int64_t at,
+                              int64_t *count, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SOFT_BOUNCE_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":address", address);
+    bind_int(st, ":campaign_id", campaign_id);
+    bind_int(st, ":at", at);
+    int rc = step_exec(q, st, e, "counting a soft bounce");
+    done(st);
+    if (rc)
+        return rc;
+    if (!(st = stmt(q, Q_SOFT_BOUNCE_COUNT, e)))
+        return TD_EDB;
+    bind_text(st, ":address", address);
+    rc = sqlite3_step(st);
+    int res = TD_OK;
+    if (rc == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        res = sq_fail(q, rc, e, "counting soft bounces");
+    done(st);
+    return res;
+}
+
+static int sq_inbound_find(store *s, const char *source, const char *key, bool *found, bool *keep,
+                           td_error *e)
+{
+    sq *q = (sq *)s;
+    *found = *keep = false;
+    sqlite3_stmt *st = stmt(q, Q_INBOUND_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":source", source);
+    bind_text(st, ":key", key);
+    int rc = sqlite3_step(st), res = TD_OK;
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        *keep = sqlite3_column_int(st, 0) != 0;
+    } else if (rc != SQLITE_DONE) {
+        res = sq_fail(q, rc, e, "looking up a message taken in");
+    }
+    done(st);
+    return res;
+}
+
+static int sq_inbound_add(store *s, const inbound_rec *r, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_INBOUND_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":source", r->source);
+    bind_text(st, ":key", r->key);
+    bind_text(st, ":kind", r->kind);
+    bind_text(st, ":note", r->note ? r->note : "");
+    bind_text(st, ":message_id", r->message_id);
+    bind_id(st, ":campaign_id", r->campaign_id);
+    bind_id(st, ":subscriber_id", r->subscriber_id);
+    bind_int(st, ":size", r->size);
+    bind_int(st, ":keep", r->keep);
+    bind_now(st);
+    return insert_id(q, st, id, e, "recording a message taken in");
+}
+
+static int sq_reply_add(store *s, const reply_rec *r, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_REPLY_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_id(st, ":inbound_id", r->inbound_id);
+    bind_id(st, ":campaign_id", r->campaign_id);
+    bind_id(st, ":subscriber_id", r->subscriber_id);
+    bind_text(st, ":sender", r->sender);
+    bind_text(st, ":sender_name", r->sender_name);
+    bind_text(st, ":subject", r->subject ? r->subject : "");
+    bind_text(st, ":body", r->body ? r->body : "");
+    bind_text(st, ":message_id", r->message_id);
+    bind_text(st, ":in_reply_to", r->in_reply_to);
+    bind_text(st, ":matched_by", r->matched_by);
+    bind_id(st, ":owner_id", r->owner_id);
+    bind_id(st, ":team_id", r->team_id);
+    bind_id(st, ":assigned_to", r->assigned_to);
+    bind_id(st, ":sent_at", r->sent_at);
+    bind_int(st, ":received_at", r->received_at ? r->received_at : (int64_t)time(NULL));
+    return insert_id(q, st, id, e, "storing the reply");
+}
+
+static void fill_mailbox(sqlite3_stmt *st, void *p)
+{
+    mailbox_rec *m = p;
+    m->id = sqlite3_column_int64(st, 0);
+    m->url = col_str(st, 1);
+    m->username = col_str(st, 2);
+    m->password = col_str(st, 3);
+    m->every = sqlite3_column_int(st, 4);
+    m->next_at = sqlite3_column_int64(st, 5);
+    m->last_at = sqlite3_column_int64(st, 6);
+    m->last_error = col_str(st, 7);
+    m->created_at = sqlite3_column_int64(st, 8);
+}
+
+static void clear_mailbox(void *p) { mailbox_rec_clear(p); }
+
+static int sq_mailbox_add(store *s, const mailbox_rec *m, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MAILBOX_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":url", m->url);
+    bind_text(st, ":username", m->username ? m->username : "");
+    bind_text(st, ":password", m->password ? m->password : "");
+    bind_int(st, ":every", m->every);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the mailbox");
+}
+
+static int sq_mailbox_each(store *s, mailbox_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MAILBOX_EACH, e);
+    if (!st)
+        return TD_EDB;
+    mailbox_rec m = {0};
+    return each_row(q, st, fill_mailbox, clear_mailbox, &m, (int (*)(void *, const void *))cb, ud,
+                    e, "listing mailboxes");
+}
+
+static int sq_mailbox_delete(store *s, int64_t id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MAILBOX_DELETE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    int rc = step_exec(q, st, e, "removing the mailbox");
+    int n = sqlite3_changes(q->db);
+    done(st);
+    if (!rc && !n)
+        rc = td_err_set(e, TD_ENOTFOUND, "there is no mailbox %lld", (long long)id);
+    return rc;
+}
+
+static int sq_mailbox_polled(store *s, int64_t id, int64_t at, int64_t next_at, const char *error,
+                             td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_MAILBOX_POLLED, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    bind_int(st, ":at", at);
+    bind_int(st, ":next_at", next_at);
+    bind_text(st, ":error", error);
+    int rc = step_exec(q, st, e, "recording the mailbox's poll");
+    done(st);
+    return rc;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -2640,4 +2982,17 @@ static const struct store_ops sqlite_ops = {
     .delivery_due = sq_delivery_due,
     .delivery_update = sq_delivery_update,
     .delivery_requeue = sq_delivery_requeue,
+    .event_counts = sq_event_counts,
+    .delivery_get = sq_delivery_get,
+    .delivery_by_message_id = sq_delivery_by_message_id,
+    .delivery_of = sq_delivery_of,
+    .delivery_last_to = sq_delivery_last_to,
+    .soft_bounce_add = sq_soft_bounce_add,
+    .inbound_find = sq_inbound_find,
+    .inbound_add = sq_inbound_add,
+    .reply_add = sq_reply_add,
+    .mailbox_add = sq_mailbox_add,
+    .mailbox_each = sq_mailbox_each,
+    .mailbox_delete = sq_mailbox_delete,
+    .mailbox_polled = sq_mailbox_polled,
 };
