@@ -16,6 +16,7 @@
 #include "mime/msg.h"
 #include "tmpl/tmpl.h"
 #include "smtp/smtp_client.h"
+#include "util/secret.h"
 #include "util/xalloc.h"
 
 /* A message between its render and its result. */
@@ -51,6 +52,7 @@ struct worker {
     struct job *free_jobs;
     worker_progress prog;
     char list_id[300], feedback_id[64], from_domain[ADDR_DOMAIN_MAX + 1];
+    char msgid_salt[17]; /* random per run: Message-IDs unique across installations */
     struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
     td_error *e;
 };
@@ -151,6 +153,9 @@ static int setup(struct worker *w, int64_t id)
     if ((rc = addr_parse_mailbox(w->c.from, &w->sender_name, &from, e)))
         return rc;
     snprintf(w->from_domain, sizeof w->from_domain, "%s", from.domain);
+    char *salt = secret_random_hex(8);
+    snprintf(w->msgid_salt, sizeof w->msgid_salt, "%s", salt);
+    free(salt);
     /* Kept in w: the context and the envelope point into it. */
     w->list = xcalloc(1, sizeof *w->list);
     store_campaign_list_names(w->s, id, take_first, w->list, NULL);
@@ -291,7 +296,16 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
         snprintf(to, sizeof to, "%s", r->d.email);
     if (strchr(r->sub.name ? r->sub.name : "", '"') || strchr(r->sub.name ? r->sub.name : "", '\\'))
         snprintf(to, sizeof to, "%s", r->d.email);
+    /* The Message-ID starts with the delivery id, zero-padded: ids rise as
+     * a campaign goes, so the index inbound mail finds a message by (its
+     * In-Reply-To, a bounce's copy) grows at its end instead of at random
+     * places (random IDs cost a quarter of the send rate in index pages
+     * written); the salt keeps it unique across installations. */
+    char msgid[40 + ADDR_DOMAIN_MAX];
+    snprintf(msgid, sizeof msgid, "d%012lld.%s@%s", (long long)r->d.id, w->msgid_salt,
+             w->from_domain);
     msg_spec ms = {.to = to,
+                   .message_id = msgid,
                    .subject = subj.data ? subj.data : "",
                    .subject_len = subj.len,
                    .html = w->html ? (html.data ? html.data : "") : NULL,
