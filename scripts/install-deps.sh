@@ -22,9 +22,11 @@ run_pkgs="make gcc pkg-config ca-certificates tzdata
 # aiosmtpd for the scriptable SMTP fault server, and the openssl command for
 # the fault tests' self-signed certificates; wrk and nginx for bench/track;
 # Dovecot's IMAP and POP3 servers for the inbound mail tests (started by the
-# tests as an ordinary process).
+# tests as an ordinary process); headless Chromium, its ChromeDriver and
+# Selenium for the pages' browser tests.
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-dkim libopendkim11 sqlite3
-  postfix python3-aiosmtpd openssl wrk nginx-light dovecot-imapd dovecot-pop3d"
+  postfix python3-aiosmtpd openssl wrk nginx-light dovecot-imapd dovecot-pop3d
+  chromium chromium-driver python3-selenium"
 
 pkgs=$run_pkgs
 case "${1:-}" in
