@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "campaign/view.h"
 #include "http/html.h"
 #include "mime/addr.h"
 #include "mime/msg.h"
@@ -307,6 +308,171 @@ static void do_unsub(endpoints *ep, const http_req *req, http_resp *r)
     message_page(r, 200, "Unsubscribed",
                  every ? "You will not get any more emails from us."
                        : "You will not get any more emails from this list.");
+}
+
+/* ---- preferences ---------------------------------------------------------------- */
+
+/* The preferences page: every list the subscriber is on, a box each,
+ * ticked while subscribed. Its form names each box "list:" + the list's
+ * name (names are unique), so a POST says which lists stay ticked. */
+struct prefs {
+    http_resp *r;
+    int n;
+};
+
+static int pref_box(void *ud, const char *list, const char *status)
+{
+    struct prefs *p = ud;
+    if (p->n++ == 0)
+        buf_puts(&p->r->body, "<fieldset><legend>Your lists</legend>\n");
+    buf_puts(&p->r->body, "<label><input type=\"checkbox\" name=\"list:");
+    html_escape_str(&p->r->body, list);
+    buf_puts(&p->r->body, "\" value=\"1\"");
+    if (strcmp(status, "unsubscribed"))
+        buf_puts(&p->r->body, " checked");
+    buf_puts(&p->r->body, "> <span dir=\"auto\">");
+    html_escape_str(&p->r->body, list);
+    buf_puts(&p->r->body, "</span></label>\n");
+    return 0;
+}
+
+static void prefs_page(endpoints *ep, const http_req *req, http_resp *r, int64_t sub_id,
+                       const char *note)
+{
+    td_error e = {0};
+    store *s = db_take(ep, &e);
+    if (!s)
+        return server_error(r, "preferences page", &e);
+    sub_rec sub = {0};
+    int rc = store_sub_get(s, sub_id, &sub, &e);
+    if (rc) {
+        db_put(ep, s);
+        if (rc == TD_ENOTFOUND)
+            return message_page(r, 200, "Your preferences",
+                                "This address is no longer on any of our lists.");
+        return server_error(r, "preferences page", &e);
+    }
+    page_begin(r, 200, "Your preferences");
+    if (note) {
+        buf_puts(&r->body, "<p role=\"status\"><strong>");
+        html_escape_str(&r->body, note);
+        buf_puts(&r->body, "</strong></p>\n");
+    }
+    buf_puts(&r->body, "<p>The emails <strong>");
+    html_escape_str(&r->body, sub.email);
+    buf_puts(&r->body, "</strong> gets from us: untick a list to leave it.</p>\n"
+                       "<form method=\"post\" action=\"");
+    form_action(r, "/p/", req);
+    buf_puts(&r->body, "\">\n");
+    struct prefs p = {.r = r};
+    store_member_lists(s, sub.id, pref_box, &p, NULL);
+    db_put(ep, s);
+    sub_rec_clear(&sub);
+    if (p.n)
+        buf_puts(&r->body, "</fieldset>\n<button type=\"submit\">Save</button>\n");
+    else
+        buf_puts(&r->body, "<p>You are on none of our lists.</p>\n");
+    buf_puts(&r->body, "</form>\n");
+    page_end(r);
+}
+
+/* A POST of the preferences form: each membership whose box is missing is
+ * unsubscribed, each ticked one that was unsubscribed is subscribed again
+ * (confirmed: the signed link proves the address), one event each. */
+struct prefs_change {
+    const http_req *req;
+    store *s;
+    int64_t sub_id, campaign_id;
+    int changed;
+    td_error *e;
+    int rc;
+};
+
+static int pref_apply(void *ud, const char *list, const char *status)
+{
+    struct prefs_change *pc = ud;
+    char field[300];
+    if ((size_t)snprintf(field, sizeof field, "list:%s", list) >= sizeof field)
+        return 0;
+    bool want = http_form_get(pc->req, field) != NULL;
+    bool on = strcmp(status, "unsubscribed") != 0;
+    if (want == on)
+        return 0;
+    list_rec l = {0};
+    if ((pc->rc = store_list_find(pc->s, list, &l, pc->e)))
+        return 1;
+    event_rec ev = {.kind = want ? "signup" : "unsubscribe",
+                    .campaign_id = want ? 0 : pc->campaign_id,
+                    .subscriber_id = pc->sub_id,
+                    .list_id = l.id,
+                    .data = "preferences"};
+    if (want)
+        pc->rc = store_member_set(pc->s, l.id, pc->sub_id, "confirmed", false, NULL, pc->e);
+    else
+        pc->rc = store_unsubscribe(pc->s, pc->sub_id, l.id, 0, time(NULL), NULL, pc->e);
+    if (!pc->rc)
+        pc->rc = store_event_add(pc->s, &ev, 1, pc->e);
+    list_rec_clear(&l);
+    pc->changed++;
+    return pc->rc ? 1 : 0;
+}
+
+static void do_prefs(endpoints *ep, const http_req *req, http_resp *r)
+{
+    track_claims c;
+    if (!open_token(ep, req, TRACK_PREFS, &c))
+        return not_found(r);
+    track_claims_clear(&c);
+    if (strcmp(req->method, "POST"))
+        return prefs_page(ep, req, r, c.subscriber_id, NULL);
+    td_error e = {0};
+    store *s = db_take(ep, &e);
+    if (!s)
+        return server_error(r, "preferences", &e);
+    struct prefs_change pc = {.req = req, .s = s, .sub_id = c.subscriber_id,
+                              .campaign_id = c.campaign_id, .e = &e};
+    /* Every change and its event in one transaction, before the answer. */
+    int rc = store_begin(s, &e);
+    if (!rc) {
+        rc = store_member_lists(s, c.subscriber_id, pref_apply, &pc, &e);
+        rc = rc ? rc : pc.rc;
+        if (rc || (rc = store_commit(s, &e)))
+            store_rollback(s);
+    }
+    db_put(ep, s);
+    if (rc)
+        return server_error(r, "preferences", &e);
+    if (pc.changed)
+        evq_note(ep->q, "unsubscribe");
+    log_info("http: preferences subscriber=%lld changed=%d", (long long)c.subscriber_id,
+             pc.changed);
+    prefs_page(ep, req, r, c.subscriber_id, pc.changed ? "Saved." : "Nothing changed.");
+}
+
+/* ---- view in browser -------------------------------------------------------------- */
+
+static void do_view(endpoints *ep, const http_req *req, http_resp *r)
+{
+    track_claims c;
+    if (!open_token(ep, req, TRACK_VIEW, &c))
+        return not_found(r);
+    track_claims_clear(&c);
+    td_error e = {0};
+    store *s = db_take(ep, &e);
+    if (!s)
+        return server_error(r, "view", &e);
+    char *subject = NULL;
+    buf_reset(&r->body);
+    int rc = campaign_view(s, c.campaign_id, c.subscriber_id, &r->body, &subject, &e);
+    db_put(ep, s);
+    free(subject);
+    if (rc == TD_ENOTFOUND)
+        return message_page(r, 404, "Not available", "This message is no longer available.");
+    if (rc)
+        return server_error(r, "view", &e);
+    r->status = 200;
+    r->ctype = html_type;
+    r->no_cache = true;
 }
 
 /* ---- signup and confirmation -------------------------------------------------------- */
@@ -670,6 +836,8 @@ void endpoints_handle(void *ud, const http_req *req, http_resp *resp)
     case ROUTE_OPEN: do_open(ep, req, resp); break;
     case ROUTE_CLICK: do_click(ep, req, resp); break;
     case ROUTE_UNSUB: do_unsub(ep, req, resp); break;
+    case ROUTE_PREFS: do_prefs(ep, req, resp); break;
+    case ROUTE_VIEW: do_view(ep, req, resp); break;
     case ROUTE_SIGNUP: do_signup(ep, req, resp); break;
     case ROUTE_CONFIRM: do_confirm(ep, req, resp); break;
     case ROUTE_HEALTHZ: do_healthz(ep, resp); break;

@@ -18,6 +18,8 @@ static const struct route {
     {ROUTE_OPEN, "/o/", ARG_TOKEN, M_GET, "GET, HEAD", "open"},
     {ROUTE_CLICK, "/c/", ARG_TOKEN, M_GET, "GET, HEAD", "click"},
     {ROUTE_UNSUB, "/u/", ARG_TOKEN, M_GET | M_POST, "GET, HEAD, POST", "unsubscribe"},
+    {ROUTE_PREFS, "/p/", ARG_TOKEN, M_GET | M_POST, "GET, HEAD, POST", "preferences"},
+    {ROUTE_VIEW, "/v/", ARG_TOKEN, M_GET, "GET, HEAD", "view"},
     {ROUTE_SIGNUP, "/s/", ARG_NAME, M_GET | M_POST, "GET, HEAD, POST", "signup"},
     {ROUTE_CONFIRM, "/confirm/", ARG_TOKEN, M_GET | M_POST, "GET, HEAD, POST", "confirm"},
     {ROUTE_HEALTHZ, "/healthz", ARG_NONE, M_GET, "GET, HEAD", "healthz"},

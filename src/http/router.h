@@ -1,6 +1,6 @@
 /* router: maps a request's method and path to one of the server's routes.
  *
- * The routes are fixed (design.md's HTTP surface): /o/T, /c/T, /u/T,
+ * The routes are fixed (design.md's HTTP surface): /o/T, /c/T, /u/T, /p/T, /v/T,
  * /confirm/T (T a signed token: base64url, 1 to ROUTER_ARG_MAX bytes),
  * /s/LIST (LIST a list name: any bytes but '/' and control characters,
  * 1 to ROUTER_ARG_MAX bytes), /healthz and /metrics. Nothing maps to a
@@ -20,6 +20,8 @@ typedef enum route_id {
     ROUTE_OPEN,     /* GET /o/TOKEN */
     ROUTE_CLICK,    /* GET /c/TOKEN */
     ROUTE_UNSUB,    /* GET, POST /u/TOKEN */
+    ROUTE_PREFS,    /* GET, POST /p/TOKEN */
+    ROUTE_VIEW,     /* GET /v/TOKEN */
     ROUTE_SIGNUP,   /* GET, POST /s/LIST */
     ROUTE_CONFIRM,  /* GET, POST /confirm/TOKEN */
     ROUTE_HEALTHZ,  /* GET /healthz */
