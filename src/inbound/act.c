@@ -566,8 +566,61 @@ static int apply_reply(ctx *c, td_error *e)
                  json_pack("{s:I}", "reply_id", (json_int_t)c->out->reply_id), e);
 }
 
+/* "unsubscribe", any case, alone in the subject (spaces around it), or at
+ * the start of the body: what a mail client's List-Unsubscribe mailto
+ * (?subject=unsubscribe) and a person writing by hand send. */
+static bool says_unsubscribe(const inmsg *m)
+{
+    static const char word[] = "unsubscribe";
+    const size_t wl = sizeof word - 1;
+    const char *p = m->subject ? m->subject : "";
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    if (n == wl && !strncasecmp(p, word, wl))
+        return true;
+    p = m->body ? m->body : "";
+    p += strspn(p, " \t\r\n");
+    if (strncasecmp(p, word, wl))
+        return false;
+    char next = p[wl];
+    return !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
+             (next >= '0' && next <= '9'));
+}
+
+/* A message to a VERP return path saying "unsubscribe": the List-Unsubscribe
+ * mailto of campaign messages. The subscriber leaves the lists of the
+ * campaign; the message is recorded as other (not a reply) and deleted. */
+static int apply_unsub_mail(ctx *c, const act_match *mt, td_error *e)
+{
+    uint64_t n = 0;
+    int rc = store_unsubscribe(c->s, mt->subscriber_id, 0, mt->campaign_id, c->now, &n, e);
+    if (!rc)
+        rc = event(c, "unsubscribe", mt->campaign_id, mt->subscriber_id, 0,
+                   json_pack("{s:s}", "via", "mail"), e);
+    if (rc)
+        return rc;
+    c->out->unsubscribed = (int)n;
+    note_add(c->out, "unsubscribe by mail of %s (by %s): %llu list%s", mt->email, mt->by,
+             (unsigned long long)n, n == 1 ? "" : "s");
+    rc = record(c, "other", false, mt, e);
+    c->out->kind = "unsubscribe";
+    return rc;
+}
+
 static int apply(ctx *c, td_error *e)
 {
+    if ((c->br->kind == BOUNCE_KIND_REPLY || c->br->kind == BOUNCE_KIND_OTHER) &&
+        !c->m->auto_reply && says_unsubscribe(c->m)) {
+        act_match mt = {0};
+        int rc = match_verp(c->s, c->src->rcpt, c->m, NULL, &mt, e);
+        if (rc)
+            return rc;
+        if (mt.by)
+            return apply_unsub_mail(c, &mt, e);
+    }
     switch (c->br->kind) {
     case BOUNCE_KIND_BOUNCE:
         return apply_failure(c, false, e);

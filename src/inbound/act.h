@@ -10,6 +10,11 @@
  *   setting "inbound.soft_limit", default ACT_SOFT_LIMIT_DEFAULT);
  * - a complaint unsubscribes the subscriber from every list and suppresses
  *   the address at once;
+ * - a message to a VERP return path (the List-Unsubscribe mailto of
+ *   campaign messages) that is not a bounce or complaint and says
+ *   "unsubscribe" (its subject, trimmed, any case; or the start of its
+ *   body) unsubscribes the subscriber from the campaign's lists; it is
+ *   recorded as other (kind "unsubscribe" in act_result), not as a reply;
  * - a reply (not an auto-reply: RFC 3834 Auto-Submitted, vacation notices)
  *   is stored for the inbox, threaded to its campaign and subscriber and
  *   routed to the subscriber's owner, else the campaign's owner and team;
@@ -52,7 +57,8 @@ typedef struct act_source {
 /* What was made of a message. */
 typedef struct act_result {
     bool duplicate;         /* taken in before: nothing was done this time */
-    const char *kind;       /* bounce | complaint | reply | other (static) */
+    const char *kind;       /* bounce | complaint | reply | unsubscribe | other (static);
+                             * an unsubscribe is recorded as other */
     bool keep;              /* to stay on the server: nothing was done with it,
                              * or a person will want it (replies) */
     const char *matched_by; /* static: verp, message-id, token, headers, address,
