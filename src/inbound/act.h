@@ -85,6 +85,18 @@ typedef struct act_match {
 int act_message(store *s, const char *data, size_t len, const act_source *src, act_result *out,
                 td_error *e);
 
+/* act_report applies a bounce or complaint that came as a report rather
+ * than a message (a provider's webhook): br as bounce_parse would make it
+ * (kind BOUNCE or COMPLAINT; orig_message_id, orig_return_path and
+ * feedback_type used when set; borrowed), recorded under (src->source,
+ * src->key: the provider's event id, required) with the same matching,
+ * effects and exactly once as act_message; len is the size recorded.
+ * Returns 0 with *out (out->duplicate when taken before), TD_EINVAL for a
+ * report of another kind or without a key, or a store error with nothing
+ * applied. */
+int act_report(store *s, const bounce_result *br, const act_source *src, size_t len,
+               act_result *out, td_error *e);
+
 /* act_match_message finds the delivery a bounce or complaint answers as a
  * whole: by VERP (rcpt first, then m's delivered-to addresses, then the
  * original's envelope sender), by the
