@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "inbound/act.h"
 #include "inbound/mailbox.h"
+#include "inbound/webhook.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -23,6 +24,9 @@ static const char usage[] =
     "       tidings inbound ls [--json] [--db PATH]\n"
     "       tidings inbound rm ID|URL [--db PATH]\n"
     "       tidings inbound settings [--soft-limit N] [--db PATH]\n"
+    "       tidings inbound webhook set ses [--topic-arn ARN] [--cert-url-prefix URL]\n"
+    "       tidings inbound webhook set sendgrid|mailgun|postmark --secret-file FILE\n"
+    "       tidings inbound webhook rm PROVIDER | webhook ls [--db PATH]\n"
     "\n"
     "Bounces, complaints and replies to campaigns are matched to the campaign\n"
     "and subscriber they answer and applied: a hard bounce or a complaint\n"
@@ -42,7 +46,15 @@ static const char usage[] =
     "--every seconds (default 300) until stopped.\n"
     "add stores a mailbox to poll every --every seconds (`tidings serve` and\n"
     "`inbound poll` poll it); ls lists them, rm removes one.\n"
-    "settings --soft-limit N sets how many soft bounces suppress an address.\n";
+    "settings --soft-limit N sets how many soft bounces suppress an address.\n"
+    "webhook set turns on a provider's event webhook, served by `tidings serve` at\n"
+    "POST /webhooks/PROVIDER: ses (SNS messages, signature checked against\n"
+    "certificates from https://sns.REGION.amazonaws.com/ or --cert-url-prefix;\n"
+    "subscriptions confirmed; --topic-arn takes only that topic), sendgrid (the\n"
+    "signed Event Webhook's public key in FILE), mailgun (the webhook signing key\n"
+    "in FILE), postmark (\"user:password\" of the webhook's Basic auth in FILE).\n"
+    "Bounces and complaints they report are applied as mailed ones are, once per\n"
+    "event id. rm turns one off (its URL answers 404); ls shows which are on.\n";
 
 /* Reads at most cap bytes of path ("-": standard input) into b. */
 static int read_file(const char *path, size_t cap, buf *b)
@@ -215,6 +227,76 @@ static int do_settings(store *s, int soft_limit)
     return EXIT_OK;
 }
 
+static const char *const hook_key[WEBHOOK_NPROVIDERS] = {
+    WEBHOOK_SET_SES, WEBHOOK_SET_SENDGRID, WEBHOOK_SET_MAILGUN, WEBHOOK_SET_POSTMARK};
+
+/* webhook set|rm|ls. */
+static int do_webhook(store *s, char **args, int nargs, const char *secret_file,
+                      const char *topic, const char *prefix)
+{
+    td_error e = {0};
+    const char *op = nargs ? args[0] : "";
+    if (!strcmp(op, "ls") && nargs == 1) {
+        for (int p = 0; p < WEBHOOK_NPROVIDERS; p++) {
+            char *v = NULL;
+            bool on = !store_setting_get(s, hook_key[p], &v, NULL) && v && *v;
+            printf("%-9s %s\n", webhook_provider_name(p), on ? "on" : "off");
+            free(v);
+        }
+        return EXIT_OK;
+    }
+    if ((strcmp(op, "set") && strcmp(op, "rm")) || nargs != 2)
+        return cli_usage_error("inbound", "say webhook set PROVIDER, webhook rm PROVIDER or "
+                                          "webhook ls");
+    int p = webhook_provider_find(args[1], strlen(args[1]));
+    if (p < 0)
+        return cli_usage_error("inbound", "the providers are ses, sendgrid, mailgun, postmark");
+    bool set = !strcmp(op, "set");
+    if (set && p != WEBHOOK_SES && !secret_file)
+        return cli_usage_error("inbound", "webhook set %s takes --secret-file FILE", args[1]);
+    if ((topic || prefix) && (!set || p != WEBHOOK_SES))
+        return cli_usage_error("inbound", "--topic-arn and --cert-url-prefix go with "
+                                          "webhook set ses");
+    char *value = NULL;
+    if (set && p == WEBHOOK_SES) {
+        value = strdup("on");
+    } else if (set) {
+        buf b;
+        buf_init(&b, 16384);
+        if (read_file(secret_file, 16384, &b)) {
+            buf_free(&b);
+            return EXIT_FAIL;
+        }
+        /* One line, but for a PEM key (SendGrid) kept whole. */
+        if (!strstr(b.data, "-----BEGIN"))
+            b.data[strcspn(b.data, "\r\n")] = '\0';
+        value = buf_steal(&b);
+        buf_free(&b);
+        if (webhook_check_config(p, value, &e)) {
+            memset(value, 0, strlen(value));
+            free(value);
+            cli_error("%s", e.msg);
+            return EXIT_FAIL;
+        }
+    }
+    int rc = store_setting_set(s, hook_key[p], value ? value : "", &e);
+    if (!rc && p == WEBHOOK_SES)
+        rc = store_setting_set(s, WEBHOOK_SET_SES_TOPIC, set && topic ? topic : "", &e);
+    if (!rc && p == WEBHOOK_SES)
+        rc = store_setting_set(s, WEBHOOK_SET_SES_CERT_PREFIX, set && prefix ? prefix : "", &e);
+    if (value) {
+        memset(value, 0, strlen(value));
+        free(value);
+    }
+    if (rc) {
+        cli_error("%s", e.msg);
+        return EXIT_FAIL;
+    }
+    cli_audit(s, set ? "inbound.webhook.set" : "inbound.webhook.rm", "setting", 0, args[1]);
+    printf("webhook %s %s\n", args[1], set ? "on" : "off");
+    return EXIT_OK;
+}
+
 static int parse_every(const char *v, int *out)
 {
     char *end;
@@ -236,10 +318,14 @@ int cmd_inbound(int argc, char **argv)
         {"rcpt", required_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},
         {"soft-limit", required_argument, NULL, 's'},
+        {"secret-file", required_argument, NULL, 'S'},
+        {"topic-arn", required_argument, NULL, 'T'},
+        {"cert-url-prefix", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *db = NULL, *user = NULL, *pwfile = NULL, *rcpt = NULL;
+    const char *secret_file = NULL, *topic = NULL, *prefix = NULL;
     int every = MAILBOX_EVERY_DEFAULT, soft_limit = 0;
     bool once = false, json = false;
     int c;
@@ -255,6 +341,9 @@ int cmd_inbound(int argc, char **argv)
             break;
         case 'o': once = true; break;
         case 'r': rcpt = optarg; break;
+        case 'S': secret_file = optarg; break;
+        case 'T': topic = optarg; break;
+        case 'C': prefix = optarg; break;
         case 'j': json = true; break;
         case 's': {
             char *end;
@@ -283,12 +372,15 @@ int cmd_inbound(int argc, char **argv)
         if (nargs != 1)
             return cli_usage_error("inbound", "%s takes one %s", sub,
                                    !strcmp(sub, "add") ? "URL" : "mailbox (an id or a URL)");
+    } else if (!strcmp(sub, "webhook")) {
+        /* checked in do_webhook */
     } else if (!strcmp(sub, "ls") || !strcmp(sub, "settings")) {
         if (nargs)
             return cli_usage_error("inbound", "%s takes no arguments", sub);
     } else {
         return cli_usage_error("inbound",
-                               "unknown subcommand '%s'; say process, poll, add, ls, rm or settings",
+                               "unknown subcommand '%s'; say process, poll, add, ls, rm, settings or "
+                               "webhook",
                                sub);
     }
     const char *url = (!strcmp(sub, "poll") || !strcmp(sub, "add")) && nargs ? args[0] : NULL;
@@ -314,6 +406,8 @@ int cmd_inbound(int argc, char **argv)
         rc = do_poll(s, url, user, password, once, every);
     } else if (!strcmp(sub, "settings")) {
         rc = do_settings(s, soft_limit);
+    } else if (!strcmp(sub, "webhook")) {
+        rc = do_webhook(s, args, nargs, secret_file, topic, prefix);
     } else if (!strcmp(sub, "ls")) {
         struct ls_state ls = {json};
         if (!json)

@@ -4,15 +4,18 @@
  * queued events are stored, delivery stops as `campaign start --wait`
  * does. */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "delivery/scheduler.h"
 #include "http/endpoints.h"
 #include "http/server.h"
+#include "inbound/mailbox.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -32,6 +35,9 @@ static const char usage[] =
     "(`tidings relay add`), %d campaigns at once at most. On a stop, messages\n"
     "not yet on a connection go back to the queue and running campaigns stay\n"
     "running: the next `serve` (or `campaign start ID --wait`) carries on.\n"
+    "Polls the stored mailboxes (`tidings inbound add`) when they are due, and\n"
+    "takes provider webhooks at /webhooks/ses|sendgrid|mailgun|postmark once\n"
+    "configured (`tidings inbound webhook`).\n"
     "Logs one line per event on standard error.\n";
 
 static volatile _Atomic bool stop_flag;
@@ -40,6 +46,40 @@ static void on_signal(int sig)
 {
     (void)sig;
     atomic_store(&stop_flag, true);
+}
+
+#define POLL_TICK_S 5 /* how often the poller looks for a due mailbox */
+
+/* The mailbox poller: a thread of its own because a poll blocks for as
+ * long as the server takes, with its own database connection (SQLite
+ * handles are not shared between threads). On a stop, a poll in progress
+ * is abandoned at its next message or transfer second: what was applied
+ * is recorded, the rest is taken next time (act.h's exactly once). */
+struct poller {
+    const char *location;
+    pthread_t th;
+    bool started;
+};
+
+static void *poller_main(void *ud)
+{
+    struct poller *p = ud;
+    td_error e = {0};
+    store *s = NULL;
+    while (!atomic_load(&stop_flag)) {
+        if (!s && store_open(p->location, &s, &e)) {
+            log_error("serve: mailboxes: %s", e.msg);
+            s = NULL;
+        } else if (mailbox_poll_due_stop(s, (int64_t)time(NULL), &stop_flag, &e)) {
+            log_warn("serve: mailboxes: %s", e.msg);
+        }
+        for (int i = 0; i < POLL_TICK_S * 10 && !atomic_load(&stop_flag); i++) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    store_close(s);
+    return NULL;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -106,7 +146,15 @@ int cmd_serve(int argc, char **argv)
     endpoints_set_server(ep, srv);
     /* Tests and scripts wait for this line to know the port is open. */
     log_info("serve: listening on %s port=%u", listen, http_server_port(srv));
+    struct poller poll = {.location = cli_db_path(db)};
+    poll.started = !pthread_create(&poll.th, NULL, poller_main, &poll);
+    if (!poll.started)
+        log_error("serve: the mailbox poller did not start; mailboxes are not polled");
     int rc = scheduler_run(cli_db_path(db), &stop_flag, &e);
+    /* scheduler_run also returns on an error: the poller must stop too. */
+    atomic_store(&stop_flag, true);
+    if (poll.started)
+        pthread_join(poll.th, NULL);
     /* Stop: no new connections, requests in flight answered, then every
      * queued event stored. */
     http_server_stop(srv);

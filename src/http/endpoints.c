@@ -11,6 +11,7 @@
 
 #include "campaign/view.h"
 #include "http/html.h"
+#include "http/webhooks.h"
 #include "mime/addr.h"
 #include "mime/msg.h"
 #include "smtp/smtp_client.h"
@@ -31,6 +32,7 @@ struct endpoints {
     char *public_url;
     uint8_t key[TRACK_KEY_LEN];
     evq *q;
+    webhook *wh; /* provider webhooks (http/webhooks) */
     http_server *srv;
     pthread_mutex_t mu; /* guards the pool */
     store *pool[POOL_MAX];
@@ -827,6 +829,20 @@ static void do_metrics(endpoints *ep, http_resp *r)
                (unsigned long long)(cc.queued + cc.deferred));
 }
 
+/* ---- provider webhooks ---------------------------------------------------------------- */
+
+static void do_webhook(endpoints *ep, const http_req *req, http_resp *r)
+{
+    td_error e = {0};
+    store *s = db_take(ep, &e);
+    if (!s) {
+        log_error("http: webhook: %s", e.msg);
+        return plain(r, 503, "try again\n");
+    }
+    webhooks_serve(ep->wh, s, req, r);
+    db_put(ep, s);
+}
+
 /* ---- the handler --------------------------------------------------------------------- */
 
 void endpoints_handle(void *ud, const http_req *req, http_resp *resp)
@@ -842,6 +858,7 @@ void endpoints_handle(void *ud, const http_req *req, http_resp *resp)
     case ROUTE_CONFIRM: do_confirm(ep, req, resp); break;
     case ROUTE_HEALTHZ: do_healthz(ep, resp); break;
     case ROUTE_METRICS: do_metrics(ep, resp); break;
+    case ROUTE_WEBHOOK: do_webhook(ep, req, resp); break;
     default: not_found(resp); break;
     }
 }
@@ -852,6 +869,7 @@ int endpoints_new(const char *location, endpoints **out, td_error *e)
     endpoints *ep = xcalloc(1, sizeof *ep);
     pthread_mutex_init(&ep->mu, NULL);
     ep->location = xstrdup(location);
+    ep->wh = webhook_new();
     char *secret = NULL;
     store *s = NULL;
     int rc = store_open(location, &s, e);
@@ -887,6 +905,7 @@ void endpoints_free(endpoints *ep)
     if (!ep)
         return;
     evq_free(ep->q);
+    webhook_free(ep->wh);
     for (int i = 0; i < ep->npool; i++)
         store_close(ep->pool[i]);
     pthread_mutex_destroy(&ep->mu);

@@ -24,6 +24,7 @@ static const struct route {
     {ROUTE_CONFIRM, "/confirm/", ARG_TOKEN, M_GET | M_POST, "GET, HEAD, POST", "confirm"},
     {ROUTE_HEALTHZ, "/healthz", ARG_NONE, M_GET, "GET, HEAD", "healthz"},
     {ROUTE_METRICS, "/metrics", ARG_NONE, M_GET, "GET, HEAD", "metrics"},
+    {ROUTE_WEBHOOK, "/webhooks/", ARG_TOKEN, M_POST, "POST", "webhook"},
 };
 
 static bool token_char(unsigned char c)

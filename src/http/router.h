@@ -3,7 +3,7 @@
  * The routes are fixed (design.md's HTTP surface): /o/T, /c/T, /u/T, /p/T, /v/T,
  * /confirm/T (T a signed token: base64url, 1 to ROUTER_ARG_MAX bytes),
  * /s/LIST (LIST a list name: any bytes but '/' and control characters,
- * 1 to ROUTER_ARG_MAX bytes), /healthz and /metrics. Nothing maps to a
+ * 1 to ROUTER_ARG_MAX bytes), /healthz, /metrics and /webhooks/PROVIDER. Nothing maps to a
  * file, so a path that is not exactly one of these (a "..", an empty or
  * extra segment, a character a token never has) is simply not found. The
  * path is the decoded one (percent escapes already undone by the server);
@@ -26,6 +26,7 @@ typedef enum route_id {
     ROUTE_CONFIRM,  /* GET, POST /confirm/TOKEN */
     ROUTE_HEALTHZ,  /* GET /healthz */
     ROUTE_METRICS,  /* GET /metrics */
+    ROUTE_WEBHOOK,  /* POST /webhooks/PROVIDER (PROVIDER: token characters) */
     ROUTE_COUNT
 } route_id;
 

@@ -51,6 +51,11 @@ const char *http_form_get(const http_req *r, const char *name)
     return NULL;
 }
 
+const char *http_req_header(const http_req *r, const char *name)
+{
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
 int http_listen_parse(const char *s, struct sockaddr_storage *sa, socklen_t *len, td_error *e)
 {
     memset(sa, 0, sizeof *sa);
@@ -197,7 +202,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct conn_req *cr = *con_cls;
     if (!cr) {
         cr = xcalloc(1, sizeof *cr);
-        buf_init(&cr->body, HTTP_BODY_MAX);
+        /* Providers post batches of events: their route takes more. */
+        size_t cap = !strncmp(url, "/webhooks/", 10) ? HTTP_WEBHOOK_BODY_MAX : HTTP_BODY_MAX;
+        buf_init(&cr->body, cap);
         *con_cls = cr;
         atomic_fetch_add(&s->active, 1);
         /* Refuse a body that announces itself too big before reading it:
@@ -208,7 +215,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || *end || n > HTTP_BODY_MAX) {
+            if (errno || *end || n > cap) {
                 cr->too_big = true;
                 return simple(s, c, ROUTE_NONE, 413, "request body too large\n", NULL);
             }
@@ -230,7 +237,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     cr->started = true;
 
-    http_req req = {.method = method};
+    http_req req = {.method = method, .conn = c};
     int st = router_match(method, url, strlen(url), &req.m);
     if (st == 404)
         return simple(s, c, ROUTE_NONE, 404, "not found\n", NULL);

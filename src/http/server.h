@@ -24,6 +24,7 @@
 #define HTTP_DEFAULT_LISTEN "127.0.0.1:8080" /* matches `tidings init`'s public URL */
 #define HTTP_CONN_MEMORY (64u << 10)          /* request line + headers, per connection */
 #define HTTP_BODY_MAX (64u << 10)             /* a request body */
+#define HTTP_WEBHOOK_BODY_MAX (1u << 20)      /* a /webhooks/ body (SendGrid batches ~768 KiB) */
 #define HTTP_TIMEOUT_S 30                     /* an idle connection */
 #define HTTP_FORM_FIELDS 8                    /* form fields kept from a POST */
 #define HTTP_FORM_VALUE_MAX 1024              /* bytes of one form value */
@@ -47,6 +48,7 @@ typedef struct http_req {
     size_t body_len;
     http_field form[HTTP_FORM_FIELDS];
     size_t nform;
+    void *conn; /* the server's, for http_req_header */
 } http_req;
 
 /* What a handler answers. The server sets status 500 and frees what the
@@ -62,6 +64,10 @@ typedef struct http_resp {
 
 /* http_form_get is the value of form field name, or NULL. */
 const char *http_form_get(const http_req *r, const char *name);
+
+/* http_req_header is the value of the request header name (any case), or
+ * NULL; borrowed for the handler's call. */
+const char *http_req_header(const http_req *r, const char *name);
 
 /* The function behind the routes: fills resp for req. */
 typedef void (*http_handler)(void *ud, const http_req *req, http_resp *resp);

@@ -566,8 +566,61 @@ static int apply_reply(ctx *c, td_error *e)
                  json_pack("{s:I}", "reply_id", (json_int_t)c->out->reply_id), e);
 }
 
+/* "unsubscribe", any case, alone in the subject (spaces around it), or at
+ * the start of the body: what a mail client's List-Unsubscribe mailto
+ * (?subject=unsubscribe) and a person writing by hand send. */
+static bool says_unsubscribe(const inmsg *m)
+{
+    static const char word[] = "unsubscribe";
+    const size_t wl = sizeof word - 1;
+    const char *p = m->subject ? m->subject : "";
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    if (n == wl && !strncasecmp(p, word, wl))
+        return true;
+    p = m->body ? m->body : "";
+    p += strspn(p, " \t\r\n");
+    if (strncasecmp(p, word, wl))
+        return false;
+    char next = p[wl];
+    return !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
+             (next >= '0' && next <= '9'));
+}
+
+/* A message to a VERP return path saying "unsubscribe": the List-Unsubscribe
+ * mailto of campaign messages. The subscriber leaves the lists of the
+ * campaign; the message is recorded as other (not a reply) and deleted. */
+static int apply_unsub_mail(ctx *c, const act_match *mt, td_error *e)
+{
+    uint64_t n = 0;
+    int rc = store_unsubscribe(c->s, mt->subscriber_id, 0, mt->campaign_id, c->now, &n, e);
+    if (!rc)
+        rc = event(c, "unsubscribe", mt->campaign_id, mt->subscriber_id, 0,
+                   json_pack("{s:s}", "via", "mail"), e);
+    if (rc)
+        return rc;
+    c->out->unsubscribed = (int)n;
+    note_add(c->out, "unsubscribe by mail of %s (by %s): %llu list%s", mt->email, mt->by,
+             (unsigned long long)n, n == 1 ? "" : "s");
+    rc = record(c, "other", false, mt, e);
+    c->out->kind = "unsubscribe";
+    return rc;
+}
+
 static int apply(ctx *c, td_error *e)
 {
+    if ((c->br->kind == BOUNCE_KIND_REPLY || c->br->kind == BOUNCE_KIND_OTHER) &&
+        !c->m->auto_reply && says_unsubscribe(c->m)) {
+        act_match mt = {0};
+        int rc = match_verp(c->s, c->src->rcpt, c->m, NULL, &mt, e);
+        if (rc)
+            return rc;
+        if (mt.by)
+            return apply_unsub_mail(c, &mt, e);
+    }
     switch (c->br->kind) {
     case BOUNCE_KIND_BOUNCE:
         return apply_failure(c, false, e);
@@ -610,6 +663,61 @@ static bool content_error(int rc)
     return rc == TD_EINVAL || rc == TD_EEXISTS || rc == TD_ETOOBIG || rc == TD_EINTERNAL;
 }
 
+/* Applies c (c->br set unless unreadable, with why) and records it, in one
+ * transaction; see act_message. */
+static int transact(ctx *c, bool unreadable, const char *why, td_error *e)
+{
+    store *s = c->s;
+    act_result *out = c->out;
+    int rc = store_begin(s, e);
+    if (rc)
+        return rc;
+    bool seen = false, keep = false;
+    if ((rc = store_inbound_find(s, c->source, c->key, &seen, &keep, e)))
+        goto fail;
+    if (seen) {
+        store_rollback(s);
+        out->duplicate = true;
+        out->keep = keep;
+        out->kind = "other";
+        snprintf(out->note, sizeof out->note, "taken in before: nothing done");
+        return TD_OK;
+    }
+    if (unreadable) {
+        note_add(out, "unreadable, kept: %s", why);
+        rc = record(c, "other", true, NULL, e);
+    } else if (!c->m) {
+        /* A report from elsewhere than a message (a provider's webhook). */
+        rc = apply_failure(c, c->br->kind == BOUNCE_KIND_COMPLAINT, e);
+    } else {
+        rc = apply(c, e);
+    }
+    if (rc)
+        goto fail;
+    rc = store_commit(s, e);
+    if (rc)
+        goto fail;
+    return TD_OK;
+fail:
+    store_rollback(s);
+    if (content_error(rc)) {
+        /* Recorded as it is, with why, in a transaction of its own. */
+        const char *w = e ? e->msg : td_strerror(rc);
+        log_warn("inbound: a message could not be applied: %s", w);
+        memset(out, 0, sizeof *out);
+        note_add(out, "not applied, kept: %s", w);
+        c->m = NULL;
+        rc = store_begin(s, e);
+        if (!rc)
+            rc = record(c, "other", true, NULL, e);
+        if (!rc)
+            rc = store_commit(s, e);
+        if (rc)
+            store_rollback(s);
+    }
+    return rc;
+}
+
 int act_message(store *s, const char *data, size_t len, const act_source *src, act_result *out,
                 td_error *e)
 {
@@ -630,52 +738,21 @@ int act_message(store *s, const char *data, size_t len, const act_source *src, a
         prc = inmsg_parse(data, len, &m, &pe);
     c.br = br;
     c.m = m;
-
-    int rc = store_begin(s, e);
-    if (rc)
-        goto out;
-    bool seen = false, keep = false;
-    if ((rc = store_inbound_find(s, c.source, key, &seen, &keep, e)))
-        goto fail;
-    if (seen) {
-        store_rollback(s);
-        out->duplicate = true;
-        out->keep = keep;
-        out->kind = "other";
-        snprintf(out->note, sizeof out->note, "taken in before: nothing done");
-        goto out;
-    }
-    if (prc) {
-        note_add(out, "unreadable, kept: %s", pe.msg);
-        rc = record(&c, "other", true, NULL, e);
-    } else {
-        rc = apply(&c, e);
-    }
-    if (rc)
-        goto fail;
-    rc = store_commit(s, e);
-    if (rc)
-        goto fail;
-    goto out;
-fail:
-    store_rollback(s);
-    if (content_error(rc)) {
-        /* Recorded as it is, with why, in a transaction of its own. */
-        const char *why = e ? e->msg : td_strerror(rc);
-        log_warn("inbound: a message could not be applied: %s", why);
-        memset(out, 0, sizeof *out);
-        note_add(out, "not applied, kept: %s", why);
-        c.m = NULL;
-        rc = store_begin(s, e);
-        if (!rc)
-            rc = record(&c, "other", true, NULL, e);
-        if (!rc)
-            rc = store_commit(s, e);
-        if (rc)
-            store_rollback(s);
-    }
-out:
+    int rc = transact(&c, prc != 0, pe.msg, e);
     bounce_result_free(br);
     inmsg_free(m);
     return rc;
+}
+
+int act_report(store *s, const bounce_result *br, const act_source *src, size_t len,
+               act_result *out, td_error *e)
+{
+    memset(out, 0, sizeof *out);
+    if (!src->key || !*src->key || strlen(src->key) > 512 ||
+        (br->kind != BOUNCE_KIND_BOUNCE && br->kind != BOUNCE_KIND_COMPLAINT))
+        return td_err_set(e, TD_EINVAL, "a report is a bounce or complaint with a key");
+    ctx c = {.s = s, .src = src, .br = br, .source = src->source ? src->source : "report",
+             .key = src->key, .len = len,
+             .now = src->now ? src->now : (int64_t)time(NULL), .out = out};
+    return transact(&c, false, NULL, e);
 }

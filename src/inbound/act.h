@@ -10,6 +10,11 @@
  *   setting "inbound.soft_limit", default ACT_SOFT_LIMIT_DEFAULT);
  * - a complaint unsubscribes the subscriber from every list and suppresses
  *   the address at once;
+ * - a message to a VERP return path (the List-Unsubscribe mailto of
+ *   campaign messages) that is not a bounce or complaint and says
+ *   "unsubscribe" (its subject, trimmed, any case; or the start of its
+ *   body) unsubscribes the subscriber from the campaign's lists; it is
+ *   recorded as other (kind "unsubscribe" in act_result), not as a reply;
  * - a reply (not an auto-reply: RFC 3834 Auto-Submitted, vacation notices)
  *   is stored for the inbox, threaded to its campaign and subscriber and
  *   routed to the subscriber's owner, else the campaign's owner and team;
@@ -52,7 +57,8 @@ typedef struct act_source {
 /* What was made of a message. */
 typedef struct act_result {
     bool duplicate;         /* taken in before: nothing was done this time */
-    const char *kind;       /* bounce | complaint | reply | other (static) */
+    const char *kind;       /* bounce | complaint | reply | unsubscribe | other (static);
+                             * an unsubscribe is recorded as other */
     bool keep;              /* to stay on the server: nothing was done with it,
                              * or a person will want it (replies) */
     const char *matched_by; /* static: verp, message-id, token, headers, address,
@@ -78,6 +84,18 @@ typedef struct act_match {
  * again. */
 int act_message(store *s, const char *data, size_t len, const act_source *src, act_result *out,
                 td_error *e);
+
+/* act_report applies a bounce or complaint that came as a report rather
+ * than a message (a provider's webhook): br as bounce_parse would make it
+ * (kind BOUNCE or COMPLAINT; orig_message_id, orig_return_path and
+ * feedback_type used when set; borrowed), recorded under (src->source,
+ * src->key: the provider's event id, required) with the same matching,
+ * effects and exactly once as act_message; len is the size recorded.
+ * Returns 0 with *out (out->duplicate when taken before), TD_EINVAL for a
+ * report of another kind or without a key, or a store error with nothing
+ * applied. */
+int act_report(store *s, const bounce_result *br, const act_source *src, size_t len,
+               act_result *out, td_error *e);
 
 /* act_match_message finds the delivery a bounce or complaint answers as a
  * whole: by VERP (rcpt first, then m's delivered-to addresses, then the

@@ -201,6 +201,15 @@ static CURLcode run(sess *ss, const char *url, const char *custom, bool nobody, 
     return cc;
 }
 
+/* Aborts a transfer when the caller asked the poll to stop (libcurl calls
+ * this about once a second, and often while data flows). */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    const volatile _Atomic bool *stop = ud;
+    return atomic_load(stop) ? 1 : 0;
+}
+
 static int sess_open(sess *ss, const mailbox_account *a, td_error *e)
 {
     memset(ss, 0, sizeof *ss);
@@ -233,6 +242,11 @@ static int sess_open(sess *ss, const mailbox_account *a, td_error *e)
         curl_easy_setopt(c, CURLOPT_USERNAME, a->username);
     if (a->password && *a->password)
         curl_easy_setopt(c, CURLOPT_PASSWORD, a->password);
+    if (a->stop) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)a->stop);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     return TD_OK;
 }
 
@@ -450,6 +464,10 @@ int mailbox_poll(store *s, const mailbox_account *a, mailbox_stats *st, td_error
     unsigned handled = 0;
     for (size_t i = 0; !rc && i < it.n && handled < MAILBOX_MAX_PER_POLL; i++) {
         item *x = &it.v[i];
+        if (a->stop && atomic_load(a->stop)) {
+            rc = td_err_set(e, TD_ETEMP, "stopped");
+            break;
+        }
         bool seen = false, keep = false;
         if ((rc = store_inbound_find(s, source, x->key, &seen, &keep, e)))
             break;
@@ -540,11 +558,19 @@ static int take_due(void *ud, const mailbox_rec *m)
 
 int mailbox_poll_due(store *s, int64_t now, td_error *e)
 {
+    return mailbox_poll_due_stop(s, now, NULL, e);
+}
+
+int mailbox_poll_due_stop(store *s, int64_t now, const volatile _Atomic bool *stop, td_error *e)
+{
     struct due d = {.now = now};
     int rc = store_mailbox_each(s, take_due, &d, e);
     for (size_t i = 0; !rc && i < d.n; i++) {
         mailbox_rec *m = &d.v[i];
-        mailbox_account a = {.url = m->url, .username = m->username, .password = m->password};
+        if (stop && atomic_load(stop))
+            break;
+        mailbox_account a = {.url = m->url, .username = m->username, .password = m->password,
+                             .stop = stop};
         td_error pe = {0};
         int prc = mailbox_poll(s, &a, NULL, &pe);
         if (prc)

@@ -20,6 +20,8 @@
 #ifndef TD_INBOUND_MAILBOX_H
 #define TD_INBOUND_MAILBOX_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -33,6 +35,10 @@ typedef struct mailbox_account {
     const char *url;
     const char *username; /* NULL or "": none */
     const char *password; /* NULL or "": none */
+    /* When it becomes true the poll stops at the next message or the next
+     * second of a transfer (TD_ETEMP); what was taken stays taken. NULL:
+     * never. */
+    const volatile _Atomic bool *stop;
 } mailbox_account;
 
 /* What a poll did. */
@@ -71,5 +77,10 @@ int mailbox_poll(store *s, const mailbox_account *a, mailbox_stats *st, td_error
  * it polls: `tidings serve` calls it from its loop (or a thread of its
  * own) every few seconds; it returns at once when nothing is due. */
 int mailbox_poll_due(store *s, int64_t now, td_error *e);
+
+/* mailbox_poll_due_stop is mailbox_poll_due that gives up when *stop
+ * becomes true (see mailbox_account.stop): `tidings serve` on SIGTERM.
+ * The mailbox polled then is recorded as failed ("stopped") and due again. */
+int mailbox_poll_due_stop(store *s, int64_t now, const volatile _Atomic bool *stop, td_error *e);
 
 #endif

@@ -426,6 +426,80 @@ static void test_apply_complaint_and_reply(void **state)
     assert_int_equal(r.reply_id, 0);
 }
 
+/* Mail to the VERP return path saying "unsubscribe" (the List-Unsubscribe
+ * mailto): the subscriber leaves the campaign's lists, an unsubscribe
+ * event, no reply; other mail to it, or to another address, does not. */
+static void test_unsubscribe_by_mail(void **state)
+{
+    struct fx *f = *state;
+    char verp_c[96], verp_bad[96];
+    snprintf(verp_c, sizeof verp_c, "bounces+c%lld.d%lld@co.example", (long long)f->camp,
+             (long long)f->dlv[2]);
+    snprintf(verp_bad, sizeof verp_bad, "bounces+c%lld.d%lld@co.example", (long long)f->camp2,
+             (long long)f->dlv[2]); /* the delivery is not of that campaign */
+    static const struct {
+        int to; /* 0: verp of c, 1: verp naming the wrong campaign, 2: a plain address */
+        const char *subject, *body, *extra;
+        const char *kind;
+        int unsub;
+    } cases[] = {
+        {1, "unsubscribe", "", "", "other", 0},
+        {2, "unsubscribe", "", "", "other", 0},
+        {0, "Re: S", "please call me about unsubscribers", "", "reply", 0},
+        {0, "unsubscribe me later", "", "", "reply", 0},
+        {0, "Out of office", "unsubscribe", "Auto-Submitted: auto-replied\r\n", "other", 0},
+        {0, "  UnSubscribe \t", "This message was automatically generated.", "", "unsubscribe", 1},
+        {0, "", "\r\n  Unsubscribe.\r\nThanks", "", "unsubscribe", 0}, /* already out of L */
+    };
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char msg[1024], key[16];
+        snprintf(msg, sizeof msg,
+                 "From: c@x.example\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <u%zu@x>\r\n%s\r\n%s\r\n",
+                 cases[i].to == 0 ? verp_c : cases[i].to == 1 ? verp_bad : "news@co.example",
+                 cases[i].subject, i, cases[i].extra, cases[i].body);
+        snprintf(key, sizeof key, "u%zu", i);
+        act_source src = {.source = "unit", .key = key};
+        act_result r;
+        td_error e = {0};
+        assert_int_equal(act_message(f->s, msg, strlen(msg), &src, &r, &e), TD_OK);
+        /* Anything but an unsubscribe: the classifier's reply or other. */
+        bool want_unsub = !strcmp(cases[i].kind, "unsubscribe");
+        if (want_unsub != !strcmp(r.kind, "unsubscribe"))
+            fail_msg("case %zu: kind %s, want %s (%s)", i, r.kind, cases[i].kind, r.note);
+        assert_int_equal(r.unsubscribed, cases[i].unsub);
+        if (!strcmp(cases[i].kind, "unsubscribe")) {
+            assert_false(r.keep);
+            assert_int_equal(r.reply_id, 0);
+            assert_string_equal(r.matched_by, "verp");
+            assert_int_equal(r.subscriber_id, f->sub[2]);
+        }
+    }
+    /* c left L (the campaign's list) and stays on M; two events. */
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT l.name, m.status FROM memberships m JOIN lists l"
+                                            " ON l.id = m.list_id WHERE m.subscriber_id = ?"
+                                            " ORDER BY l.name",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, f->sub[2]);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), "unsubscribed");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), "confirmed");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE kind = 'unsubscribe'"
+                                            " AND subscriber_id = ? AND data LIKE '%mail%'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, f->sub[2]);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_match_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_bounces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_complaint_and_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_by_mail, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
