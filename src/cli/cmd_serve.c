@@ -15,13 +15,14 @@
 #include "delivery/scheduler.h"
 #include "http/endpoints.h"
 #include "http/server.h"
+#include "inbound/lmtp.h"
 #include "inbound/mailbox.h"
 #include "store/store.h"
 #include "util/log.h"
 
 static const char usage[] =
-    "usage: tidings serve [--listen ADDR:PORT] [--threads N] [--db PATH]\n"
-    "                     [--log-level debug|info|warn|error]\n"
+    "usage: tidings serve [--listen ADDR:PORT] [--threads N] [--lmtp ADDR:PORT]\n"
+    "                     [--db PATH] [--log-level debug|info|warn|error]\n"
     "\n"
     "Runs in the foreground until SIGINT or SIGTERM. Serves HTTP on --listen\n"
     "(default " HTTP_DEFAULT_LISTEN ", the public URL `tidings init` sets by default;\n"
@@ -37,7 +38,10 @@ static const char usage[] =
     "running: the next `serve` (or `campaign start ID --wait`) carries on.\n"
     "Polls the stored mailboxes (`tidings inbound add`) when they are due, and\n"
     "takes provider webhooks at /webhooks/ses|sendgrid|mailgun|postmark once\n"
-    "configured (`tidings inbound webhook`).\n"
+    "configured (`tidings inbound webhook`). With --lmtp, also takes mail over\n"
+    "LMTP (RFC 2033) on that address, for a bounce domain whose mail server\n"
+    "hands its mail to Tidings (Postfix: transport lmtp:inet:ADDR:PORT);\n"
+    "each message is answered only once its effects are stored.\n"
     "Logs one line per event on standard error.\n";
 
 static volatile _Atomic bool stop_flag;
@@ -87,13 +91,14 @@ int cmd_serve(int argc, char **argv)
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'L'},
+        {"lmtp", required_argument, NULL, 'M'},
         {"threads", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *db = NULL;
-    const char *listen = HTTP_DEFAULT_LISTEN;
+    const char *listen = HTTP_DEFAULT_LISTEN, *lmtp = NULL;
     unsigned threads = 0;
     int c;
     optind = 0;
@@ -101,6 +106,7 @@ int cmd_serve(int argc, char **argv)
         switch (c) {
         case 'd': db = optarg; break;
         case 'L': listen = optarg; break;
+        case 'M': lmtp = optarg; break;
         case 't': {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -144,6 +150,15 @@ int cmd_serve(int argc, char **argv)
         return EXIT_FAIL;
     }
     endpoints_set_server(ep, srv);
+    lmtp_server *ls = NULL;
+    if (lmtp && lmtp_server_start(cli_db_path(db), lmtp, 16, &ls, &e)) {
+        http_server_stop(srv);
+        endpoints_free(ep);
+        cli_error("%s", e.msg);
+        return EXIT_FAIL;
+    }
+    if (ls)
+        log_info("serve: lmtp on %s", lmtp);
     /* Tests and scripts wait for this line to know the port is open. */
     log_info("serve: listening on %s port=%u", listen, http_server_port(srv));
     struct poller poll = {.location = cli_db_path(db)};
@@ -159,6 +174,7 @@ int cmd_serve(int argc, char **argv)
      * queued event stored. */
     http_server_stop(srv);
     endpoints_free(ep);
+    lmtp_server_stop(ls);
     log_info("serve: stopped");
     if (rc) {
         cli_error("%s", e.msg);
