@@ -2099,8 +2099,8 @@ void api_handle(store *s, const api_env *env, const http_req *req, http_resp *re
             goto out;
         }
         json_error_t je;
-        c.body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES,
-                            &je);
+        c.body = json_loadb(req->body ? req->body : "", req->body_len,
+                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
         if (!c.body) {
             fail(&c, 400, "bad_json", NULL, "the body is not JSON: %s (line %d, column %d)",
                  je.text, je.line, je.column);

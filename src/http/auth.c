@@ -1,6 +1,7 @@
 /* auth: logins, sessions, CSRF and API tokens (see auth.h). */
 #include "http/auth.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -149,10 +150,14 @@ int auth_login(store *s, const char *email, const char *password, const char *pe
     memset(ctx, 0, sizeof *ctx);
     *token = NULL;
     char akey[400], pkey[100], who[120];
-    /* The account key is the normalised address, so spellings of one
-     * address share one limit; an address that does not parse is its own. */
+    /* The account key is the normalised address, lower-cased, so spellings
+     * of one address share one limit; an address that does not parse is
+     * its own. */
     char *norm = subscriber_email(email, strlen(email), NULL);
     snprintf(akey, sizeof akey, "acct:%.300s", norm ? norm : email);
+    /* Case apart, it is one account to an attacker guessing passwords. */
+    for (char *p = akey; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     snprintf(pkey, sizeof pkey, "peer:%s", peer);
     snprintf(who, sizeof who, "peer:%s", peer);
     int64_t since = now - AUTH_FAIL_WINDOW, na = 0, np = 0;
