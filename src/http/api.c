@@ -379,7 +379,8 @@ static json_t *page_wrap(json_t *data, int64_t total, const page *p, int64_t nex
 /* coll_reply answers the page of k that p asks for, and frees k. */
 static void coll_reply(coll *k, const page *p)
 {
-    qsort(k->it, k->n, sizeof *k->it, by_id);
+    if (k->n) /* qsort of NULL, even for 0 items, is undefined */
+        qsort(k->it, k->n, sizeof *k->it, by_id);
     json_t *data = json_array();
     int64_t next = 0;
     unsigned taken = 0;
