@@ -23,6 +23,7 @@ int cmd_subscriber(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_team(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_message(int argc, char **argv);

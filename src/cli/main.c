@@ -17,6 +17,7 @@ static const struct command {
     {"list", cmd_list, "create, list or delete mailing lists"},
     {"team", cmd_team, "add or list teams"},
     {"user", cmd_user, "add or list users"},
+    {"token", cmd_token, "make, list or revoke API tokens (Authorization: Bearer)"},
     {"demo", cmd_demo, "create a demo database and print a summary"},
     {"render", cmd_render, "print a mustache template rendered with JSON data"},
     {"message", cmd_message, "print one complete message exactly as it would be sent"},
@@ -24,7 +25,7 @@ static const struct command {
     {"block", cmd_block, "add, list, show or remove articles and products of the content library"},
     {"campaign", cmd_campaign, "create campaigns, list them, see how one stands"},
     {"relay", cmd_relay, "add, list or remove the relays campaigns are sent through"},
-    {"serve", cmd_serve, "run the scheduler and delivery (the web UI comes later)"},
+    {"serve", cmd_serve, "run the scheduler, delivery, tracking and the JSON API (/api/v1)"},
     {"bounce", cmd_bounce, "classify inbound messages: bounces, complaints, replies (JSON lines)"},
     {"inbound", cmd_inbound, "take in bounces, complaints and replies from files or IMAP/POP3"},
 };

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "campaign/view.h"
+#include "http/api.h"
 #include "http/html.h"
 #include "http/webhooks.h"
 #include "mime/addr.h"
@@ -21,6 +22,7 @@
 #include "track/evq.h"
 #include "track/token.h"
 #include "util/log.h"
+#include "util/secret.h"
 #include "util/text.h"
 #include "util/xalloc.h"
 
@@ -34,6 +36,7 @@ struct endpoints {
     evq *q;
     webhook *wh; /* provider webhooks (http/webhooks) */
     http_server *srv;
+    api_env api;
     pthread_mutex_t mu; /* guards the pool */
     store *pool[POOL_MAX];
     int npool;
@@ -843,6 +846,22 @@ static void do_webhook(endpoints *ep, const http_req *req, http_resp *r)
     db_put(ep, s);
 }
 
+/* ---- the API and accounts -------------------------------------------------------------- */
+
+static void do_api(endpoints *ep, const http_req *req, http_resp *r)
+{
+    td_error e = {0};
+    store *s = db_take(ep, &e);
+    if (!s)
+        return server_error(r, "api", &e);
+    switch (req->m.route) {
+    case ROUTE_LOGIN: api_login(s, &ep->api, req, r); break;
+    case ROUTE_LOGOUT: api_logout(s, &ep->api, req, r); break;
+    default: api_handle(s, &ep->api, req, r); break;
+    }
+    db_put(ep, s);
+}
+
 /* ---- the handler --------------------------------------------------------------------- */
 
 void endpoints_handle(void *ud, const http_req *req, http_resp *resp)
@@ -859,6 +878,9 @@ void endpoints_handle(void *ud, const http_req *req, http_resp *resp)
     case ROUTE_HEALTHZ: do_healthz(ep, resp); break;
     case ROUTE_METRICS: do_metrics(ep, resp); break;
     case ROUTE_WEBHOOK: do_webhook(ep, req, resp); break;
+    case ROUTE_LOGIN:
+    case ROUTE_LOGOUT:
+    case ROUTE_API: do_api(ep, req, resp); break;
     default: not_found(resp); break;
     }
 }
@@ -872,12 +894,16 @@ int endpoints_new(const char *location, endpoints **out, td_error *e)
     ep->wh = webhook_new();
     char *secret = NULL;
     store *s = NULL;
-    int rc = store_open(location, &s, e);
+    int rc = secret_init() ? td_err_set(e, TD_EINTERNAL, "libsodium did not start") : TD_OK;
+    if (!rc)
+        rc = store_open(location, &s, e);
     if (!rc && (rc = store_setting_get(s, "secret", &secret, e)) == TD_ENOTFOUND)
         rc = td_err_set(e, TD_EINVAL, "the database has no signing secret: run `tidings init`");
     if (!rc && store_setting_get(s, "public_url", &ep->public_url, NULL))
         ep->public_url = xstrdup("http://127.0.0.1:8080");
     if (!rc) {
+        /* Behind https the session cookie must never go out in clear. */
+        ep->api.secure = !strncasecmp(ep->public_url, "https://", 8);
         track_key(secret, ep->key);
         rc = evq_new(location, &ep->q, e);
     }

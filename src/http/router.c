@@ -1,11 +1,13 @@
 /* router: the fixed route table of the HTTP server (see router.h). */
 #include "http/router.h"
 
+#include "http/server.h"
+
 #include <stdbool.h>
 #include <string.h>
 
-enum arg_kind { ARG_NONE, ARG_TOKEN, ARG_NAME };
-enum { M_GET = 1, M_POST = 2 };
+enum arg_kind { ARG_NONE, ARG_TOKEN, ARG_NAME, ARG_REST };
+enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_PATCH = 8, M_DELETE = 16, M_ANY = 31 };
 
 static const struct route {
     route_id id;
@@ -25,6 +27,10 @@ static const struct route {
     {ROUTE_HEALTHZ, "/healthz", ARG_NONE, M_GET, "GET, HEAD", "healthz"},
     {ROUTE_METRICS, "/metrics", ARG_NONE, M_GET, "GET, HEAD", "metrics"},
     {ROUTE_WEBHOOK, "/webhooks/", ARG_TOKEN, M_POST, "POST", "webhook"},
+    {ROUTE_LOGIN, "/login", ARG_NONE, M_GET | M_POST, "GET, HEAD, POST", "login"},
+    {ROUTE_LOGOUT, "/logout", ARG_NONE, M_POST, "POST", "logout"},
+    /* The API matches its own paths and methods (http/api). */
+    {ROUTE_API, "/api/v1/", ARG_REST, M_ANY, "GET, HEAD, POST, PUT, PATCH, DELETE", "api"},
 };
 
 static bool token_char(unsigned char c)
@@ -39,7 +45,9 @@ static bool arg_ok(enum arg_kind k, const char *p, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (k == ARG_TOKEN ? !token_char(c) : (c < 0x20 || c == 0x7f || c == '/'))
+        if (k == ARG_TOKEN  ? !token_char(c)
+            : k == ARG_REST ? (c < 0x20 || c == 0x7f)
+                            : (c < 0x20 || c == 0x7f || c == '/'))
             return false;
     }
     /* A list name of dots alone is a path step, never a list's name. */
@@ -53,6 +61,9 @@ int router_match(const char *method, const char *path, size_t len, route_match *
     memset(m, 0, sizeof *m);
     unsigned meth = !strcmp(method, "GET") || !strcmp(method, "HEAD") ? M_GET
                     : !strcmp(method, "POST")                        ? M_POST
+                    : !strcmp(method, "PUT")                         ? M_PUT
+                    : !strcmp(method, "PATCH")                       ? M_PATCH
+                    : !strcmp(method, "DELETE")                      ? M_DELETE
                                                                      : 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
@@ -72,6 +83,24 @@ int router_match(const char *method, const char *path, size_t len, route_match *
         return 200;
     }
     return 404;
+}
+
+size_t router_body_max(const char *path)
+{
+    static const char api[] = "/api/v1/";
+    /* Providers post batches of events (SendGrid's reach ~768 KiB). */
+    if (!strncmp(path, "/webhooks/", 10))
+        return HTTP_WEBHOOK_BODY_MAX;
+    if (strncmp(path, api, sizeof api - 1))
+        return HTTP_BODY_MAX;
+    /* lists/ID/import: the one route that takes a file. */
+    const char *p = path + sizeof api - 1;
+    if (!strncmp(p, "lists/", 6)) {
+        const char *slash = strchr(p + 6, '/');
+        if (slash && !strcmp(slash, "/import"))
+            return HTTP_IMPORT_BODY_MAX;
+    }
+    return HTTP_API_BODY_MAX;
 }
 
 const char *router_name(route_id r)

@@ -3,7 +3,10 @@
  * The routes are fixed (design.md's HTTP surface): /o/T, /c/T, /u/T, /p/T, /v/T,
  * /confirm/T (T a signed token: base64url, 1 to ROUTER_ARG_MAX bytes),
  * /s/LIST (LIST a list name: any bytes but '/' and control characters,
- * 1 to ROUTER_ARG_MAX bytes), /healthz, /metrics and /webhooks/PROVIDER. Nothing maps to a
+ * 1 to ROUTER_ARG_MAX bytes), /healthz and /metrics; /webhooks/PROVIDER;
+ * /login and /logout; and /api/v1/REST (REST: 1 to ROUTER_ARG_MAX bytes
+ * without control characters, matched further by http/api's own table).
+ * Nothing maps to a
  * file, so a path that is not exactly one of these (a "..", an empty or
  * extra segment, a character a token never has) is simply not found. The
  * path is the decoded one (percent escapes already undone by the server);
@@ -27,6 +30,9 @@ typedef enum route_id {
     ROUTE_HEALTHZ,  /* GET /healthz */
     ROUTE_METRICS,  /* GET /metrics */
     ROUTE_WEBHOOK,  /* POST /webhooks/PROVIDER (PROVIDER: token characters) */
+    ROUTE_LOGIN,    /* GET, POST /login */
+    ROUTE_LOGOUT,   /* POST /logout */
+    ROUTE_API,      /* any method, /api/v1/REST */
     ROUTE_COUNT
 } route_id;
 
@@ -50,6 +56,11 @@ int router_match(const char *method, const char *path, size_t len, route_match *
  * C string) and a '%' not followed by two hex digits are left as written,
  * where no route takes them. Returns the new length. */
 size_t router_unescape(char *path);
+
+/* router_body_max is the largest body a request to path may have: the
+ * CSV import route takes HTTP_IMPORT_BODY_MAX, the rest of the API
+ * HTTP_API_BODY_MAX, every other route HTTP_BODY_MAX (server.h). */
+size_t router_body_max(const char *path);
 
 /* router_name is the route's name for metrics ("open", "click", ...; "none"). */
 const char *router_name(route_id r);

@@ -23,7 +23,8 @@
 #include "util/xalloc.h"
 
 /* The statuses counted one by one in the metrics; others go to "other". */
-static const int counted[] = {200, 302, 400, 404, 405, 413, 500, 503};
+static const int counted[] = {200, 201, 204, 302, 303, 400, 401, 403, 404, 405, 409, 413, 422,
+                              429, 500, 503};
 #define NCOUNTED (sizeof counted / sizeof counted[0])
 
 struct http_server {
@@ -49,11 +50,6 @@ const char *http_form_get(const http_req *r, const char *name)
         if (!strcmp(r->form[i].name, name))
             return r->form[i].value;
     return NULL;
-}
-
-const char *http_req_header(const http_req *r, const char *name)
-{
-    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 int http_listen_parse(const char *s, struct sockaddr_storage *sa, socklen_t *len, td_error *e)
@@ -108,6 +104,36 @@ static void count(http_server *s, route_id r, int status)
     atomic_fetch_add_explicit(&s->count[r][i], 1, memory_order_relaxed);
 }
 
+const char *http_header(const http_req *r, const char *name)
+{
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+const char *http_query(const http_req *r, const char *name)
+{
+    if (!r->conn)
+        return NULL;
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v && MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+                                            NULL, NULL) == MHD_YES)
+        v = "";
+    return v;
+}
+
+static void peer_of(struct MHD_Connection *c, char *out, size_t n)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *r, const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -125,8 +151,17 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *r, const c
         MHD_add_response_header(resp, MHD_HTTP_HEADER_PRAGMA, "no-cache");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_EXPIRES, "0");
     }
+    if (!allow)
+        allow = r->allow;
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (r->set_cookie)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
+    if (r->retry_after > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -202,9 +237,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct conn_req *cr = *con_cls;
     if (!cr) {
         cr = xcalloc(1, sizeof *cr);
-        /* Providers post batches of events: their route takes more. */
-        size_t cap = !strncmp(url, "/webhooks/", 10) ? HTTP_WEBHOOK_BODY_MAX : HTTP_BODY_MAX;
-        buf_init(&cr->body, cap);
+        size_t max = router_body_max(url);
+        buf_init(&cr->body, max);
         *con_cls = cr;
         atomic_fetch_add(&s->active, 1);
         /* Refuse a body that announces itself too big before reading it:
@@ -215,7 +249,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || *end || n > cap) {
+            if (errno || *end || n > max) {
                 cr->too_big = true;
                 return simple(s, c, ROUTE_NONE, 413, "request body too large\n", NULL);
             }
@@ -238,6 +272,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     cr->started = true;
 
     http_req req = {.method = method, .conn = c};
+    peer_of(c, req.peer, sizeof req.peer);
     int st = router_match(method, url, strlen(url), &req.m);
     if (st == 404)
         return simple(s, c, ROUTE_NONE, 404, "not found\n", NULL);
@@ -256,6 +291,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     enum MHD_Result rc = send_resp(c, &resp, NULL);
     buf_free(&resp.body);
     free(resp.location);
+    free(resp.set_cookie);
     return rc;
 }
 

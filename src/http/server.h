@@ -25,6 +25,8 @@
 #define HTTP_CONN_MEMORY (64u << 10)          /* request line + headers, per connection */
 #define HTTP_BODY_MAX (64u << 10)             /* a request body */
 #define HTTP_WEBHOOK_BODY_MAX (1u << 20)      /* a /webhooks/ body (SendGrid batches ~768 KiB) */
+#define HTTP_API_BODY_MAX (1u << 20)          /* a JSON body of the API */
+#define HTTP_IMPORT_BODY_MAX (32u << 20)      /* a CSV file POSTed to a list's import */
 #define HTTP_TIMEOUT_S 30                     /* an idle connection */
 #define HTTP_FORM_FIELDS 8                    /* form fields kept from a POST */
 #define HTTP_FORM_VALUE_MAX 1024              /* bytes of one form value */
@@ -43,12 +45,13 @@ typedef struct http_field {
 typedef struct http_req {
     const char *method;
     route_match m;
+    char peer[64];            /* the client's address, numeric ("" when unknown) */
+    void *conn;               /* the server's; for http_header and http_query */
     const char *content_type; /* NULL when none */
     const char *body;         /* the raw body (POST), NUL-terminated */
     size_t body_len;
     http_field form[HTTP_FORM_FIELDS];
     size_t nform;
-    void *conn; /* the server's, for http_req_header */
 } http_req;
 
 /* What a handler answers. The server sets status 500 and frees what the
@@ -59,15 +62,22 @@ typedef struct http_resp {
     buf body;            /* capped at HTTP_RESP_MAX */
     char *location;      /* for a redirect; the server frees it */
     bool no_cache;       /* Cache-Control: no-store and friends */
+    char *set_cookie;    /* a Set-Cookie value, or NULL; the server frees it */
+    const char *allow;   /* a static Allow value (with a 405), or NULL */
+    int retry_after;     /* seconds for a Retry-After header (with a 429); 0: none */
 } http_resp;
 #define HTTP_RESP_MAX (1u << 20)
 
 /* http_form_get is the value of form field name, or NULL. */
 const char *http_form_get(const http_req *r, const char *name);
 
-/* http_req_header is the value of the request header name (any case), or
+/* http_header is the value of request header name (case-insensitive), or
  * NULL; borrowed for the handler's call. */
-const char *http_req_header(const http_req *r, const char *name);
+const char *http_header(const http_req *r, const char *name);
+
+/* http_query is the decoded value of query argument name, or NULL (an
+ * argument given without '=' is ""); borrowed for the handler's call. */
+const char *http_query(const http_req *r, const char *name);
 
 /* The function behind the routes: fills resp for req. */
 typedef void (*http_handler)(void *ud, const http_req *req, http_resp *resp);

@@ -3,7 +3,7 @@
 
 static const char *header(const void *ud, const char *name)
 {
-    return http_req_header(ud, name);
+    return http_header(ud, name);
 }
 
 void webhooks_serve(webhook *w, store *s, const http_req *req, http_resp *resp)

@@ -57,6 +57,21 @@ void dkim_key_rec_clear(dkim_key_rec *k)
     memset(k, 0, sizeof *k);
 }
 
+void session_rec_clear(session_rec *r)
+{
+    free(r->token_hash);
+    free(r->csrf);
+    free(r->peer);
+    memset(r, 0, sizeof *r);
+}
+
+void token_rec_clear(token_rec *r)
+{
+    free(r->token_hash);
+    free(r->name);
+    memset(r, 0, sizeof *r);
+}
+
 void block_rec_clear(block_rec *b)
 {
     free(b->kind);

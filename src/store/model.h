@@ -125,6 +125,8 @@ typedef struct block_rec {
     int64_t team_id;   /* 0: company-wide */
     int64_t created_at;
     int64_t updated_at;
+    int64_t owner_id;  /* the user who made it (a seller's own); 0: none. A
+                        * replace with 0 keeps the owner it had */
 } block_rec;
 
 /* A relay a campaign's messages go through (see smtp/smtp_url.h). The URL
@@ -246,6 +248,41 @@ typedef struct reply_rec {
     int64_t received_at;
 } reply_rec;
 
+/* A login session (http/auth). The client holds the token; the database
+ * only its SHA-256 (hex), so a copy of it opens no session. */
+typedef struct session_rec {
+    int64_t id;
+    char *token_hash;
+    int64_t user_id;
+    char *csrf;       /* the token state-changing requests must echo */
+    char *peer;       /* the client address it was made from */
+    int64_t created_at, expires_at;
+} session_rec;
+
+/* An API token (Authorization: Bearer), kept as its SHA-256 (hex). */
+typedef struct token_rec {
+    int64_t id;
+    char *token_hash;
+    int64_t user_id;
+    char *name;       /* what it is for, chosen by its maker */
+    int64_t created_at;
+    int64_t expires_at; /* 0: never */
+} token_rec;
+
+/* Which rows of a paged listing a caller may see: those owned by owner_id
+ * or in team team_id; with both 0, every row (http/perm decides them). */
+typedef struct store_scope {
+    int64_t owner_id, team_id;
+} store_scope;
+
+/* A reply as the inbox lists it; strings borrowed for the callback. */
+typedef struct reply_view {
+    int64_t id, campaign_id, subscriber_id, owner_id, team_id, assigned_to, received_at;
+    const char *sender, *sender_name, *subject, *body, *status;
+} reply_view;
+
+void session_rec_clear(session_rec *r);
+void token_rec_clear(token_rec *r);
 void mailbox_rec_clear(mailbox_rec *m);
 void relay_rec_clear(relay_rec *r);
 void campaign_rec_clear(campaign_rec *c);

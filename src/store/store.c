@@ -113,3 +113,19 @@ int store_mailbox_add(store *s, const mailbox_rec *m, int64_t *id, td_error *e) 
 int store_mailbox_each(store *s, mailbox_cb cb, void *ud, td_error *e) { return s->ops->mailbox_each(s, cb, ud, e); }
 int store_mailbox_delete(store *s, int64_t id, td_error *e) { return s->ops->mailbox_delete(s, id, e); }
 int store_mailbox_polled(store *s, int64_t id, int64_t at, int64_t n, const char *err, td_error *e) { return s->ops->mailbox_polled(s, id, at, n, err, e); }
+
+int store_session_add(store *s, const session_rec *r, int64_t *id, td_error *e) { return s->ops->session_add(s, r, id, e); }
+int store_session_get(store *s, const char *h, session_rec *o, td_error *e) { return s->ops->session_get(s, h, o, e); }
+int store_session_delete(store *s, const char *h, td_error *e) { return s->ops->session_delete(s, h, e); }
+int store_token_add(store *s, const token_rec *r, int64_t *id, td_error *e) { return s->ops->token_add(s, r, id, e); }
+int store_token_find(store *s, const char *h, token_rec *o, td_error *e) { return s->ops->token_find(s, h, o, e); }
+int store_token_each(store *s, int64_t u, token_cb cb, void *ud, td_error *e) { return s->ops->token_each(s, u, cb, ud, e); }
+int store_token_delete(store *s, int64_t id, td_error *e) { return s->ops->token_delete(s, id, e); }
+int store_login_fail_add(store *s, const char *k, int64_t now, int64_t since, td_error *e) { return s->ops->login_fail_add(s, k, now, since, e); }
+int store_login_fail_count(store *s, const char *k, int64_t since, int64_t *n, td_error *e) { return s->ops->login_fail_count(s, k, since, n, e); }
+int store_login_fail_clear(store *s, const char *k, td_error *e) { return s->ops->login_fail_clear(s, k, e); }
+int store_sub_page(store *s, const store_scope *f, int64_t after, unsigned limit, sub_cb cb, void *ud, int64_t *total, td_error *e) { return s->ops->sub_page(s, f, after, limit, cb, ud, total, e); }
+int store_list_get(store *s, int64_t id, list_rec *o, td_error *e) { return s->ops->list_get(s, id, o, e); }
+int store_reply_page(store *s, const store_scope *f, int64_t after, unsigned limit, reply_view_cb cb, void *ud, int64_t *total, td_error *e) { return s->ops->reply_page(s, f, after, limit, cb, ud, total, e); }
+int store_campaign_update_from(store *s, int64_t id, int64_t from, td_error *e) { return s->ops->campaign_update_from(s, id, from, e); }
+int store_campaign_set_send_at(store *s, int64_t id, int64_t at, td_error *e) { return s->ops->campaign_set_send_at(s, id, at, e); }

@@ -38,6 +38,9 @@ typedef int (*delivery_cb)(void *ud, const delivery_rec *d);
 typedef int (*name_cb)(void *ud, const char *name);
 typedef int (*due_cb)(void *ud, const due_rec *d);
 typedef int (*mailbox_cb)(void *ud, const mailbox_rec *m);
+typedef int (*sub_cb)(void *ud, const sub_rec *r);
+typedef int (*token_cb)(void *ud, const token_rec *t);
+typedef int (*reply_view_cb)(void *ud, const reply_view *r);
 
 struct store_ops {
     const char *name;
@@ -144,6 +147,25 @@ struct store_ops {
     int (*mailbox_delete)(store *s, int64_t id, td_error *e);
     int (*mailbox_polled)(store *s, int64_t id, int64_t at, int64_t next_at, const char *error,
                           td_error *e);
+
+    /* Accounts and the API (http/auth, http/api). */
+    int (*session_add)(store *s, const session_rec *r, int64_t *id, td_error *e);
+    int (*session_get)(store *s, const char *token_hash, session_rec *out, td_error *e);
+    int (*session_delete)(store *s, const char *token_hash, td_error *e);
+    int (*token_add)(store *s, const token_rec *r, int64_t *id, td_error *e);
+    int (*token_find)(store *s, const char *token_hash, token_rec *out, td_error *e);
+    int (*token_each)(store *s, int64_t user_id, token_cb cb, void *ud, td_error *e);
+    int (*token_delete)(store *s, int64_t id, td_error *e);
+    int (*login_fail_add)(store *s, const char *key, int64_t now, int64_t since, td_error *e);
+    int (*login_fail_count)(store *s, const char *key, int64_t since, int64_t *n, td_error *e);
+    int (*login_fail_clear)(store *s, const char *key, td_error *e);
+    int (*sub_page)(store *s, const store_scope *f, int64_t after, unsigned limit, sub_cb cb,
+                    void *ud, int64_t *total, td_error *e);
+    int (*list_get)(store *s, int64_t id, list_rec *out, td_error *e);
+    int (*reply_page)(store *s, const store_scope *f, int64_t after, unsigned limit,
+                      reply_view_cb cb, void *ud, int64_t *total, td_error *e);
+    int (*campaign_update_from)(store *s, int64_t id, int64_t from_id, td_error *e);
+    int (*campaign_set_send_at)(store *s, int64_t id, int64_t send_at, td_error *e);
 };
 
 /* Every backend's handle starts with this. */
@@ -358,5 +380,49 @@ int store_mailbox_delete(store *s, int64_t id, td_error *e);
  * went well (at 0 leaves it), next_at, and the error (NULL: none). */
 int store_mailbox_polled(store *s, int64_t id, int64_t at, int64_t next_at, const char *error,
                          td_error *e);
+
+/* ---- accounts and the API -------------------------------------------------- */
+
+/* store_session_add stores a login session (removing every expired one);
+ * *id (may be NULL) is its id. */
+int store_session_add(store *s, const session_rec *r, int64_t *id, td_error *e);
+/* store_session_get fills *out (the caller clears it) with the session
+ * whose token hashes to token_hash, expired or not; TD_ENOTFOUND. */
+int store_session_get(store *s, const char *token_hash, session_rec *out, td_error *e);
+/* store_session_delete ends a session; TD_ENOTFOUND when there is none. */
+int store_session_delete(store *s, const char *token_hash, td_error *e);
+/* store_token_add stores an API token; TD_EINVAL for an unknown user. */
+int store_token_add(store *s, const token_rec *r, int64_t *id, td_error *e);
+/* store_token_find fills *out (the caller clears it); TD_ENOTFOUND. */
+int store_token_find(store *s, const char *token_hash, token_rec *out, td_error *e);
+/* store_token_each walks the tokens of user_id (0: every user's) by id. */
+int store_token_each(store *s, int64_t user_id, token_cb cb, void *ud, td_error *e);
+/* store_token_delete revokes token id; TD_ENOTFOUND. */
+int store_token_delete(store *s, int64_t id, td_error *e);
+/* store_login_fail_add records a failed login under key (an account or a
+ * client address) at now, and forgets the key's failures before since. */
+int store_login_fail_add(store *s, const char *key, int64_t now, int64_t since, td_error *e);
+/* store_login_fail_count sets *n to key's failures at or after since. */
+int store_login_fail_count(store *s, const char *key, int64_t since, int64_t *n, td_error *e);
+/* store_login_fail_clear forgets key's failures (a login that worked). */
+int store_login_fail_clear(store *s, const char *key, td_error *e);
+/* store_sub_page walks at most limit subscribers of scope f (NULL: all)
+ * with ids above after, by id, and sets *total to how many f holds. */
+int store_sub_page(store *s, const store_scope *f, int64_t after, unsigned limit, sub_cb cb,
+                   void *ud, int64_t *total, td_error *e);
+/* store_list_get fills *out (with member counts) for list id; TD_ENOTFOUND. */
+int store_list_get(store *s, int64_t id, list_rec *out, td_error *e);
+/* store_reply_page is store_sub_page for the replies of the inbox. */
+int store_reply_page(store *s, const store_scope *f, int64_t after, unsigned limit,
+                     reply_view_cb cb, void *ud, int64_t *total, td_error *e);
+/* store_campaign_update_from gives draft id the content and lists of
+ * campaign from_id (a draft campaign_create just made from the merged
+ * fields, so every check and the tracking are campaign/campaign's), then
+ * removes from_id, in one transaction. TD_EDENIED when id is no draft
+ * (from_id is removed all the same). */
+int store_campaign_update_from(store *s, int64_t id, int64_t from_id, td_error *e);
+/* store_campaign_set_send_at sets draft id's send time (0: when started);
+ * TD_EDENIED when it is no draft. */
+int store_campaign_set_send_at(store *s, int64_t id, int64_t send_at, td_error *e);
 
 #endif

@@ -257,6 +257,35 @@ static const char *const migrations[] = {
     "CREATE INDEX replies_subscriber ON replies(subscriber_id);"
     "CREATE INDEX deliveries_message_id ON deliveries(message_id) WHERE message_id IS NOT NULL;"
     "CREATE INDEX deliveries_subscriber ON deliveries(subscriber_id);",
+    /* 9: accounts (http/auth): login sessions and API tokens, each kept as
+     * the SHA-256 of the secret the client holds, so a copy of the
+     * database opens no session; failed logins, by account and by client
+     * address, for the rate limit; and an owner for content blocks, so a
+     * seller's templates are their own (http/perm). */
+    "CREATE TABLE sessions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  csrf TEXT NOT NULL,"
+    "  peer TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE INDEX sessions_expires ON sessions(expires_at);"
+    "CREATE TABLE api_tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER);"
+    "CREATE INDEX api_tokens_user ON api_tokens(user_id);"
+    "CREATE TABLE login_failures ("
+    "  key TEXT NOT NULL,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX login_failures_key ON login_failures(key, at);"
+    "ALTER TABLE content_blocks ADD COLUMN owner_id INTEGER REFERENCES users(id)"
+    "  ON DELETE SET NULL;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -288,13 +317,20 @@ enum q {
     Q_EVENT_COUNTS, Q_DELIVERY_GET, Q_DELIVERY_BY_MSGID, Q_DELIVERY_OF, Q_DELIVERY_LAST_TO,
     Q_SOFT_BOUNCE_ADD, Q_SOFT_BOUNCE_COUNT, Q_INBOUND_FIND, Q_INBOUND_ADD, Q_REPLY_ADD,
     Q_MAILBOX_ADD, Q_MAILBOX_EACH, Q_MAILBOX_DELETE, Q_MAILBOX_POLLED,
+    /* accounts and the API (migration 9) */
+    Q_SESSION_ADD, Q_SESSION_PURGE, Q_SESSION_GET, Q_SESSION_DELETE,
+    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_EACH, Q_TOKEN_DELETE,
+    Q_LOGIN_FAIL_ADD, Q_LOGIN_FAIL_PRUNE, Q_LOGIN_FAIL_COUNT, Q_LOGIN_FAIL_CLEAR,
+    Q_SUB_PAGE, Q_SUB_PAGE_TOTAL, Q_LIST_GET, Q_REPLY_PAGE, Q_REPLY_PAGE_TOTAL,
+    Q_CAMPAIGN_COPY, Q_CAMPAIGN_LISTS_DROP, Q_CAMPAIGN_LISTS_MOVE, Q_CAMPAIGN_DELETE,
+    Q_CAMPAIGN_SEND_AT,
     Q_COUNT
 };
 
 #define SUB_COLS "s.id, s.email, s.name, s.attribs, s.status, s.owner_id, s.team_id, " \
                  "s.timezone, s.locale, s.created_at, s.updated_at"
 
-#define BLOCK_COLS "id, kind, name, title, body, data, team_id, created_at, updated_at"
+#define BLOCK_COLS "id, kind, name, title, body, data, team_id, created_at, updated_at, owner_id"
 
 static const char *const queries[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -427,11 +463,12 @@ static const char *const queries[Q_COUNT] = {
     /* Replacing keeps the id and created_at, so references to the block
      * (a campaign's record of what it used) stay valid. */
     [Q_BLOCK_PUT] = "INSERT INTO content_blocks (kind, name, title, body, data, team_id,"
-                    " created_at, updated_at) VALUES (:kind, :name, :title, :body, :data,"
-                    " :team_id, :now, :now)"
+                    " owner_id, created_at, updated_at) VALUES (:kind, :name, :title, :body, :data,"
+                    " :team_id, :owner_id, :now, :now)"
                     " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,"
                     " title = excluded.title, body = excluded.body, data = excluded.data,"
-                    " team_id = excluded.team_id, updated_at = excluded.updated_at RETURNING id",
+                    " team_id = excluded.team_id, updated_at = excluded.updated_at,"
+                    " owner_id = coalesce(excluded.owner_id, owner_id) RETURNING id",
     [Q_BLOCK_GET] = "SELECT " BLOCK_COLS " FROM content_blocks WHERE name = :name",
     [Q_BLOCK_EACH] = "SELECT " BLOCK_COLS " FROM content_blocks"
                      " WHERE :kind IS NULL OR kind = :kind ORDER BY kind, name",
@@ -549,6 +586,54 @@ static const char *const queries[Q_COUNT] = {
     [Q_MAILBOX_DELETE] = "DELETE FROM mailboxes WHERE id = :id",
     [Q_MAILBOX_POLLED] = "UPDATE mailboxes SET next_at = :next_at, last_error = :error,"
                          " last_at = CASE WHEN :at > 0 THEN :at ELSE last_at END WHERE id = :id",
+    [Q_SESSION_ADD] = "INSERT INTO sessions (token_hash, user_id, csrf, peer, created_at, expires_at)"
+                      " VALUES (:token_hash, :user_id, :csrf, :peer, :now, :expires_at)",
+    [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at <= :now",
+    [Q_SESSION_GET] = "SELECT id, token_hash, user_id, csrf, peer, created_at, expires_at"
+                      " FROM sessions WHERE token_hash = :token_hash",
+    [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE token_hash = :token_hash",
+    [Q_TOKEN_ADD] = "INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at)"
+                    " VALUES (:token_hash, :user_id, :name, :now, :expires_at)",
+    [Q_TOKEN_FIND] = "SELECT id, token_hash, user_id, name, created_at, expires_at"
+                     " FROM api_tokens WHERE token_hash = :token_hash",
+    [Q_TOKEN_EACH] = "SELECT id, token_hash, user_id, name, created_at, expires_at"
+                     " FROM api_tokens WHERE :user_id IS NULL OR user_id = :user_id ORDER BY id",
+    [Q_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE id = :id",
+    [Q_LOGIN_FAIL_ADD] = "INSERT INTO login_failures (key, at) VALUES (:key, :now)",
+    [Q_LOGIN_FAIL_PRUNE] = "DELETE FROM login_failures WHERE key = :key AND at < :since",
+    [Q_LOGIN_FAIL_COUNT] = "SELECT count(*) FROM login_failures WHERE key = :key AND at >= :since",
+    [Q_LOGIN_FAIL_CLEAR] = "DELETE FROM login_failures WHERE key = :key",
+    /* A page by id: the cursor is the last id seen, so a page never
+     * repeats or skips a row when rows are added or removed meanwhile. */
+    [Q_SUB_PAGE] = "SELECT " SUB_COLS " FROM subscribers s WHERE s.id > :after"
+                   " AND ((:owner_id IS NULL AND :team_id IS NULL) OR s.owner_id = :owner_id"
+                   "  OR s.team_id = :team_id) ORDER BY s.id LIMIT :limit",
+    [Q_SUB_PAGE_TOTAL] = "SELECT count(*) FROM subscribers s"
+                         " WHERE (:owner_id IS NULL AND :team_id IS NULL)"
+                         "  OR s.owner_id = :owner_id OR s.team_id = :team_id",
+    [Q_LIST_GET] =
+        "SELECT l.id, l.name, l.team_id, l.owner_id, l.optin, l.visibility, l.created_at,"
+        " (SELECT count(*) FROM memberships m WHERE m.list_id = l.id AND m.status = 'confirmed'),"
+        " (SELECT count(*) FROM memberships m WHERE m.list_id = l.id AND m.status = 'unconfirmed'),"
+        " (SELECT count(*) FROM memberships m WHERE m.list_id = l.id AND m.status = 'unsubscribed')"
+        " FROM lists l WHERE l.id = :id",
+    [Q_REPLY_PAGE] = "SELECT id, campaign_id, subscriber_id, sender, sender_name, subject, body,"
+                     " status, owner_id, team_id, assigned_to, received_at FROM replies"
+                     " WHERE id > :after AND ((:owner_id IS NULL AND :team_id IS NULL)"
+                     "  OR owner_id = :owner_id OR team_id = :team_id) ORDER BY id LIMIT :limit",
+    [Q_REPLY_PAGE_TOTAL] = "SELECT count(*) FROM replies"
+                           " WHERE (:owner_id IS NULL AND :team_id IS NULL)"
+                           "  OR owner_id = :owner_id OR team_id = :team_id",
+    [Q_CAMPAIGN_COPY] =
+        "UPDATE campaigns SET (name, subject, from_addr, reply_to, html, text, send_at, timezone,"
+        " track_opens, track_clicks) = (SELECT name, subject, from_addr, reply_to, html, text,"
+        " send_at, timezone, track_opens, track_clicks FROM campaigns WHERE id = :from),"
+        " updated_at = :now WHERE id = :id AND state = 'draft'",
+    [Q_CAMPAIGN_LISTS_DROP] = "DELETE FROM campaign_lists WHERE campaign_id = :id",
+    [Q_CAMPAIGN_LISTS_MOVE] = "UPDATE campaign_lists SET campaign_id = :id WHERE campaign_id = :from",
+    [Q_CAMPAIGN_DELETE] = "DELETE FROM campaigns WHERE id = :id",
+    [Q_CAMPAIGN_SEND_AT] = "UPDATE campaigns SET send_at = :send_at, updated_at = :now"
+                           " WHERE id = :id AND state = 'draft'",
 };
 
 /* A bulk batch: rows kept in C until the flush sorts and writes them. The
@@ -2218,6 +2303,7 @@ static void fill_block(sqlite3_stmt *st, void *p)
     b->team_id = sqlite3_column_int64(st, 6);
     b->created_at = sqlite3_column_int64(st, 7);
     b->updated_at = sqlite3_column_int64(st, 8);
+    b->owner_id = sqlite3_column_int64(st, 9);
 }
 
 static void clear_block(void *p) { block_rec_clear(p); }
@@ -2297,6 +2383,7 @@ static int sq_block_put(store *s, const block_rec *b, int64_t *id, td_error *e)
         bind_text(st, ":body", b->body);
         bind_text(st, ":data", data.data);
         bind_id(st, ":team_id", b->team_id);
+        bind_id(st, ":owner_id", b->owner_id);
         bind_now(st);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
@@ -2920,6 +3007,317 @@ static int sq_mailbox_polled(store *s, int64_t id, int64_t at, int64_t next_at, 
     return rc;
 }
 
+/* ---- accounts and the API ------------------------------------------------- */
+
+static void fill_session(sqlite3_stmt *st, void *p)
+{
+    session_rec *r = p;
+    r->id = sqlite3_column_int64(st, 0);
+    r->token_hash = col_str(st, 1);
+    r->user_id = sqlite3_column_int64(st, 2);
+    r->csrf = col_str(st, 3);
+    r->peer = col_str(st, 4);
+    r->created_at = sqlite3_column_int64(st, 5);
+    r->expires_at = sqlite3_column_int64(st, 6);
+}
+
+/* Expired sessions go when a new one comes: their number stays that of
+ * the logins of one session lifetime. */
+static int sq_session_add(store *s, const session_rec *r, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SESSION_PURGE, e);
+    if (!st)
+        return TD_EDB;
+    bind_now(st);
+    int rc = step_exec(q, st, e, "removing expired sessions");
+    done(st);
+    if (rc || !(st = stmt(q, Q_SESSION_ADD, e)))
+        return rc ? rc : TD_EDB;
+    bind_text(st, ":token_hash", r->token_hash);
+    bind_int(st, ":user_id", r->user_id);
+    bind_text(st, ":csrf", r->csrf);
+    bind_text(st, ":peer", r->peer ? r->peer : "");
+    bind_int(st, ":expires_at", r->expires_at);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the session");
+}
+
+static int sq_session_get(store *s, const char *token_hash, session_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SESSION_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":token_hash", token_hash);
+    return select_one(q, st, fill_session, out, e, "session");
+}
+
+static int run_changes(sq *q, sqlite3_stmt *st, td_error *e, const char *what)
+{
+    int rc = step_exec(q, st, e, what);
+    done(st);
+    if (!rc && sqlite3_changes(q->db) == 0)
+        rc = td_err_set(e, TD_ENOTFOUND, "%s: not found", what);
+    return rc;
+}
+
+static int sq_session_delete(store *s, const char *token_hash, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SESSION_DELETE, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":token_hash", token_hash);
+    return run_changes(q, st, e, "session");
+}
+
+static void fill_token(sqlite3_stmt *st, void *p)
+{
+    token_rec *r = p;
+    r->id = sqlite3_column_int64(st, 0);
+    r->token_hash = col_str(st, 1);
+    r->user_id = sqlite3_column_int64(st, 2);
+    r->name = col_str(st, 3);
+    r->created_at = sqlite3_column_int64(st, 4);
+    r->expires_at = sqlite3_column_int64(st, 5);
+}
+
+static void clear_token(void *p) { token_rec_clear(p); }
+
+static int sq_token_add(store *s, const token_rec *r, int64_t *id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TOKEN_ADD, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":token_hash", r->token_hash);
+    bind_int(st, ":user_id", r->user_id);
+    bind_text(st, ":name", r->name ? r->name : "");
+    bind_id(st, ":expires_at", r->expires_at);
+    bind_now(st);
+    return insert_id(q, st, id, e, "adding the token");
+}
+
+static int sq_token_find(store *s, const char *token_hash, token_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TOKEN_FIND, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":token_hash", token_hash);
+    return select_one(q, st, fill_token, out, e, "token");
+}
+
+static int sq_token_each(store *s, int64_t user_id, token_cb cb, void *ud, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TOKEN_EACH, e);
+    if (!st)
+        return TD_EDB;
+    bind_id(st, ":user_id", user_id);
+    token_rec t = {0};
+    return each_row(q, st, fill_token, clear_token, &t, (int (*)(void *, const void *))cb, ud, e,
+                    "listing tokens");
+}
+
+static int sq_token_delete(store *s, int64_t id, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_TOKEN_DELETE, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return run_changes(q, st, e, "token");
+}
+
+/* Rows older than the window are of no use: each failure prunes its key. */
+static int sq_login_fail_add(store *s, const char *key, int64_t now, int64_t since, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LOGIN_FAIL_PRUNE, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":key", key);
+    bind_int(st, ":since", since);
+    int rc = step_exec(q, st, e, "pruning login failures");
+    done(st);
+    if (rc || !(st = stmt(q, Q_LOGIN_FAIL_ADD, e)))
+        return rc ? rc : TD_EDB;
+    bind_text(st, ":key", key);
+    bind_int(st, ":now", now);
+    rc = step_exec(q, st, e, "recording a login failure");
+    done(st);
+    return rc;
+}
+
+static int count_one(sq *q, sqlite3_stmt *st, int64_t *n, td_error *e, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int res = TD_OK;
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        res = sq_fail(q, rc, e, what);
+    done(st);
+    return res;
+}
+
+static int sq_login_fail_count(store *s, const char *key, int64_t since, int64_t *n, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LOGIN_FAIL_COUNT, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":key", key);
+    bind_int(st, ":since", since);
+    return count_one(q, st, n, e, "counting login failures");
+}
+
+static int sq_login_fail_clear(store *s, const char *key, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LOGIN_FAIL_CLEAR, e);
+    if (!st)
+        return TD_EDB;
+    bind_text(st, ":key", key);
+    int rc = step_exec(q, st, e, "clearing login failures");
+    done(st);
+    return rc;
+}
+
+static void clear_sub_p(void *p) { sub_rec_clear(p); }
+
+static void bind_scope(sqlite3_stmt *st, const store_scope *f)
+{
+    bind_id(st, ":owner_id", f ? f->owner_id : 0);
+    bind_id(st, ":team_id", f ? f->team_id : 0);
+}
+
+static int sq_sub_page(store *s, const store_scope *f, int64_t after, unsigned limit,
+                       sub_cb cb, void *ud, int64_t *total, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_SUB_PAGE_TOTAL, e);
+    if (!st)
+        return TD_EDB;
+    bind_scope(st, f);
+    int rc = count_one(q, st, total, e, "counting subscribers");
+    if (rc || !(st = stmt(q, Q_SUB_PAGE, e)))
+        return rc ? rc : TD_EDB;
+    bind_scope(st, f);
+    bind_int(st, ":after", after);
+    bind_int(st, ":limit", limit);
+    sub_rec r = {0};
+    return each_row(q, st, fill_sub, clear_sub_p, &r, (int (*)(void *, const void *))cb, ud, e,
+                    "listing subscribers");
+}
+
+static int sq_list_get(store *s, int64_t id, list_rec *out, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_LIST_GET, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    return select_one(q, st, fill_list, out, e, "list");
+}
+
+static int sq_reply_page(store *s, const store_scope *f, int64_t after, unsigned limit,
+                         reply_view_cb cb, void *ud, int64_t *total, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_REPLY_PAGE_TOTAL, e);
+    if (!st)
+        return TD_EDB;
+    bind_scope(st, f);
+    int rc = count_one(q, st, total, e, "counting replies");
+    if (rc || !(st = stmt(q, Q_REPLY_PAGE, e)))
+        return rc ? rc : TD_EDB;
+    bind_scope(st, f);
+    bind_int(st, ":after", after);
+    bind_int(st, ":limit", limit);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        reply_view v = {
+            .id = sqlite3_column_int64(st, 0),
+            .campaign_id = sqlite3_column_int64(st, 1),
+            .subscriber_id = sqlite3_column_int64(st, 2),
+            .sender = (const char *)sqlite3_column_text(st, 3),
+            .sender_name = (const char *)sqlite3_column_text(st, 4),
+            .subject = (const char *)sqlite3_column_text(st, 5),
+            .body = (const char *)sqlite3_column_text(st, 6),
+            .status = (const char *)sqlite3_column_text(st, 7),
+            .owner_id = sqlite3_column_int64(st, 8),
+            .team_id = sqlite3_column_int64(st, 9),
+            .assigned_to = sqlite3_column_int64(st, 10),
+            .received_at = sqlite3_column_int64(st, 11),
+        };
+        if ((rc = cb(ud, &v)))
+            break;
+    }
+    if (!rc && r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = sq_fail(q, r, e, "listing replies");
+    done(st);
+    return rc;
+}
+
+/* Runs the statement of query id with :id and :from bound; done() after. */
+static int run_pair(sq *q, enum q qid, int64_t id, int64_t from, td_error *e, const char *what)
+{
+    sqlite3_stmt *st = stmt(q, qid, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    bind_int(st, ":from", from);
+    bind_now(st);
+    int rc = step_exec(q, st, e, what);
+    done(st);
+    return rc;
+}
+
+static int sq_campaign_update_from(store *s, int64_t id, int64_t from_id, td_error *e)
+{
+    sq *q = (sq *)s;
+    int rc = sq_begin(s, e);
+    if (rc)
+        return rc;
+    rc = run_pair(q, Q_CAMPAIGN_COPY, id, from_id, e, "updating the campaign");
+    bool copied = !rc && sqlite3_changes(q->db) == 1;
+    if (!rc && copied &&
+        !(rc = run_pair(q, Q_CAMPAIGN_LISTS_DROP, id, from_id, e, "updating the campaign's lists")))
+        rc = run_pair(q, Q_CAMPAIGN_LISTS_MOVE, id, from_id, e, "updating the campaign's lists");
+    if (!rc)
+        rc = run_pair(q, Q_CAMPAIGN_DELETE, from_id, 0, e, "removing the new version");
+    if (!rc)
+        rc = sq_commit(s, e);
+    if (rc) {
+        sq_rollback(s);
+        return rc;
+    }
+    if (!copied)
+        return td_err_set(e, TD_EDENIED, "campaign %lld is no draft (or is gone): only a draft "
+                          "changes", (long long)id);
+    return TD_OK;
+}
+
+static int sq_campaign_set_send_at(store *s, int64_t id, int64_t send_at, td_error *e)
+{
+    sq *q = (sq *)s;
+    sqlite3_stmt *st = stmt(q, Q_CAMPAIGN_SEND_AT, e);
+    if (!st)
+        return TD_EDB;
+    bind_int(st, ":id", id);
+    bind_id(st, ":send_at", send_at);
+    bind_now(st);
+    int rc = step_exec(q, st, e, "setting the send time");
+    done(st);
+    if (!rc && sqlite3_changes(q->db) == 0)
+        rc = td_err_set(e, TD_EDENIED, "campaign %lld is no draft: its send time is set",
+                        (long long)id);
+    return rc;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -2995,4 +3393,19 @@ static const struct store_ops sqlite_ops = {
     .mailbox_each = sq_mailbox_each,
     .mailbox_delete = sq_mailbox_delete,
     .mailbox_polled = sq_mailbox_polled,
+    .session_add = sq_session_add,
+    .session_get = sq_session_get,
+    .session_delete = sq_session_delete,
+    .token_add = sq_token_add,
+    .token_find = sq_token_find,
+    .token_each = sq_token_each,
+    .token_delete = sq_token_delete,
+    .login_fail_add = sq_login_fail_add,
+    .login_fail_count = sq_login_fail_count,
+    .login_fail_clear = sq_login_fail_clear,
+    .sub_page = sq_sub_page,
+    .list_get = sq_list_get,
+    .reply_page = sq_reply_page,
+    .campaign_update_from = sq_campaign_update_from,
+    .campaign_set_send_at = sq_campaign_set_send_at,
 };

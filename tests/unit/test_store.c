@@ -1250,9 +1250,10 @@ static void test_sql_metacharacters(void **state)
     /* Every table is still there. */
     char *tables = sql_text(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
                                      "sqlite_master WHERE type = 'table' ORDER BY name)");
-    assert_string_equal(tables, "audit_log,campaign_lists,campaigns,content_blocks,deliveries,"
-                                "dkim_keys,events,inbound_messages,lists,mailboxes,memberships,"
-                                "relays,replies,schema_migrations,settings,soft_bounces,"
+    assert_string_equal(tables, "api_tokens,audit_log,campaign_lists,campaigns,content_blocks,"
+                                "deliveries,dkim_keys,events,inbound_messages,lists,"
+                                "login_failures,mailboxes,memberships,relays,replies,"
+                                "schema_migrations,sessions,settings,soft_bounces,"
                                 "subscribers,suppressions,teams,users");
     free(tables);
     char *audit = sql_text(f->path, "SELECT detail FROM audit_log ORDER BY id LIMIT 1");
