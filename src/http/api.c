@@ -2042,6 +2042,28 @@ static bool is_json(const char *ct)
            (ct[sizeof ctype_json - 1] == '\0' || ct[sizeof ctype_json - 1] == ';');
 }
 
+int api_match(const char *method, const char *path, int64_t *id, char name[BLOCK_MAX_NAME + 1],
+              char *allow, size_t allow_cap)
+{
+    api_call c = {0};
+    /* HEAD is answered as GET (MHD sends no body). */
+    if (!strcmp(method, "HEAD"))
+        method = "GET";
+    allow[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!match_path(routes[i].path, path, &c))
+            continue;
+        if (!strcmp(routes[i].method, method)) {
+            *id = c.id;
+            memcpy(name, c.name, sizeof c.name);
+            return (int)i;
+        }
+        size_t al = strlen(allow);
+        snprintf(allow + al, allow_cap - al, "%s%s", al ? ", " : "", routes[i].method);
+    }
+    return -1;
+}
+
 void api_handle(store *s, const api_env *env, const http_req *req, http_resp *resp)
 {
     api_call c = {.s = s, .env = env, .req = req, .resp = resp, .now = (int64_t)time(NULL)};
@@ -2049,21 +2071,9 @@ void api_handle(store *s, const api_env *env, const http_req *req, http_resp *re
     path[0] = '/';
     memcpy(path + 1, req->m.arg, req->m.arg_len);
     path[req->m.arg_len + 1] = '\0';
-    /* HEAD is answered as GET (MHD sends no body). */
-    const char *method = !strcmp(req->method, "HEAD") ? "GET" : req->method;
-    const struct api_route *rt = NULL;
     static _Thread_local char allow[80];
-    allow[0] = '\0';
-    for (size_t i = 0; i < NROUTES; i++) {
-        if (!match_path(routes[i].path, path, &c))
-            continue;
-        if (!strcmp(routes[i].method, method)) {
-            rt = &routes[i];
-            break;
-        }
-        size_t al = strlen(allow);
-        snprintf(allow + al, sizeof allow - al, "%s%s", al ? ", " : "", routes[i].method);
-    }
+    int at = api_match(req->method, path, &c.id, c.name, allow, sizeof allow);
+    const struct api_route *rt = at >= 0 ? &routes[at] : NULL;
     if (!rt && allow[0]) {
         resp->allow = allow;
         fail(&c, 405, "method_not_allowed", NULL, "%s is not allowed here (allowed: %s)",

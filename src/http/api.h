@@ -48,6 +48,14 @@ void api_logout(store *s, const api_env *env, const http_req *req, http_resp *re
  * as compact JSON text (the caller frees it). */
 char *api_openapi(void);
 
+/* api_match finds the route for method and path (from "/", without the
+ * "/api/v1" prefix: "/lists/7/import"), with the path's {id} in *id and its
+ * {name} in name. Returns the route's index (api_route_at), or -1: then
+ * allow (allow_cap bytes, at least 1) lists the methods the path takes, "" when the
+ * path is no route's (a 404). HEAD matches as GET. */
+int api_match(const char *method, const char *path, int64_t *id, char name[BLOCK_MAX_NAME + 1],
+              char *allow, size_t allow_cap);
+
 /* api_route_count and api_route_at walk the route table (for tests): the
  * method and the path as documented ("/api/v1/lists/{id}"). */
 size_t api_route_count(void);
