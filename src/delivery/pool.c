@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "smtp/smtp_maildir.h"
 #include "util/log.h"
@@ -72,7 +71,6 @@ struct pool {
     int rr;       /* round robin over relays for new connections */
     bool draining;
     uint64_t next_serial;
-    int wake_fd;        /* pool_set_wake_fd; -1: none */
     struct pollfd *pfd; /* pool_poll's own array */
     size_t apfd;
 };
@@ -102,7 +100,6 @@ pool *pool_new(const pool_opts *o)
         p->o.max_pending = 10000;
     p->rl = ratelimit_new(p->o.max_domains);
     p->wake = -1;
-    p->wake_fd = -1;
     return p;
 }
 
@@ -527,7 +524,6 @@ static bool conn_collect(pool *p, size_t k, int64_t now)
 static void pool_run(pool *p, int64_t now)
 {
     p->wake = -1;
-    p->wake_fd = -1;
     size_t spare = 0;
     for (size_t k = 0; k < p->nconns;) {
         if (conn_collect(p, k, now))
@@ -660,17 +656,11 @@ size_t pool_step(pool *p, const struct pollfd *fds, size_t n)
     return p->nres;
 }
 
-void pool_set_wake_fd(pool *p, int fd)
-{
-    p->wake_fd = fd;
-}
-
 size_t pool_poll(pool *p, int timeout_ms)
 {
     size_t n;
-    /* one slot more than the connections, for the wake descriptor */
-    while ((n = pool_fds(p, p->pfd, p->apfd)) + 1 > p->apfd) {
-        p->apfd = (n + 1) * 2;
+    while ((n = pool_fds(p, p->pfd, p->apfd)) > p->apfd) {
+        p->apfd = n * 2;
         p->pfd = xrealloc(p->pfd, p->apfd * sizeof *p->pfd);
     }
     if (p->nres)
@@ -684,19 +674,11 @@ size_t pool_poll(pool *p, int timeout_ms)
     } else if (n == 0 && tmo < 0) {
         return 0; /* nothing to wait for, and no time given to wait */
     }
-    size_t nw = n;
-    if (p->wake_fd >= 0)
-        p->pfd[nw++] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
-    if (poll(p->pfd, nw, tmo) < 0) {
+    if (poll(p->pfd, n, tmo) < 0) {
         if (errno == EINTR)
             return p->nres;
         log_warn("pool: poll: %s", strerror(errno));
-        n = nw = 0;
-    }
-    if (nw > n && (p->pfd[n].revents & POLLIN)) {
-        char drain[64];
-        while (read(p->wake_fd, drain, sizeof drain) > 0)
-            ;
+        n = 0;
     }
     return pool_step(p, p->pfd, n);
 }

@@ -117,12 +117,6 @@ bool pool_relay_down(const pool *p, int id, int64_t *until, const td_error **why
  * max_pending jobs wait already (poll and take results first). */
 int pool_submit(pool *p, void *job, const smtp_msg *msg, int avoid_relay, td_error *e);
 
-/* pool_set_wake_fd makes pool_poll also wait for fd (a non-blocking pipe's
- * read end, say) to become readable, and read it empty: another thread
- * writes a byte to end the wait early. -1: none (the default). The caller
- * keeps the descriptor open while the pool uses it. */
-void pool_set_wake_fd(pool *p, int fd);
-
 /* pool_withdraw takes back up to max jobs that are not on a connection yet
  * (newest first), putting their pointers in jobs[], and returns how many
  * (for pause and cancel: those messages were never sent). Jobs in flight

@@ -1,14 +1,10 @@
 /* worker: one running campaign to the end (see worker.h). */
 #include "delivery/worker.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "campaign/blocks.h"
 #include "campaign/context.h"
@@ -23,7 +19,7 @@
 #include "util/secret.h"
 #include "util/xalloc.h"
 
-/* A message from its row's claim to its result. */
+/* A message between its render and its result. */
 struct job {
     int64_t delivery_id;
     int attempts; /* including this one */
@@ -34,29 +30,7 @@ struct job {
     buf msg;
     smtp_msg sm;
     bool maybe_dup;
-    /* What the builder makes the message of: the recipient as the row and
-     * the subscriber had them when claimed (owned copies). */
-    sub_rec sub;
-    char *email;
-    int build_rc;        /* 0, or why the message could not be made */
-    char build_err[512];
-    struct job *next;    /* in a builder queue */
     struct job *next_free;
-};
-
-/* The builder: a thread that renders, builds and signs the messages of
- * claimed rows while the worker's own thread runs the database and the
- * connections. Those two halves cost about the same, and a machine with
- * two cores ran them one after the other (bench/send). */
-struct builder {
-    pthread_t thread;
-    bool started, quit, busy;
-    pthread_mutex_t mu;
-    pthread_cond_t work, idle;
-    struct job *in_head, *in_tail;   /* claimed, to build */
-    struct job *out_head, *out_tail; /* built (or failed), to send */
-    unsigned nout;
-    int wake[2];                     /* a byte on it ends the worker's pool_poll */
 };
 
 struct worker {
@@ -81,12 +55,6 @@ struct worker {
     char msgid_salt[17]; /* random per run: Message-IDs unique across installations */
     struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
     td_error *e;
-    struct builder b;
-    /* The store handle is the worker thread's, but for the builder's loads
-     * of content blocks (blocks_partial, on a block's first use): whoever
-     * uses the store holds store_mu. The worker thread lets go of it only
-     * while it waits in pool_poll. */
-    pthread_mutex_t store_mu;
 };
 
 static int64_t unix_now(void) { return (int64_t)time(NULL); }
@@ -96,8 +64,6 @@ static void job_free_list(struct job *j)
     while (j) {
         struct job *n = j->next_free;
         buf_free(&j->msg);
-        sub_rec_clear(&j->sub);
-        free(j->email);
         free(j);
         j = n;
     }
@@ -118,12 +84,6 @@ static struct job *job_get(struct worker *w)
 
 static void job_put(struct worker *w, struct job *j)
 {
-    sub_rec_clear(&j->sub);
-    free(j->email);
-    j->email = NULL;
-    j->build_rc = 0;
-    j->build_err[0] = '\0';
-    j->next = NULL;
     j->next_free = w->free_jobs;
     w->free_jobs = j;
 }
@@ -271,11 +231,8 @@ static int setup(struct worker *w, int64_t id)
     return TD_OK;
 }
 
-static void builder_stop(struct worker *w);
-
 static void teardown(struct worker *w)
 {
-    builder_stop(w); /* first: it uses all that follows */
     pool_free(w->p);
     blocks_free(w->blocks);
     dkim_keyset_free(w->keys);
@@ -292,48 +249,17 @@ static void teardown(struct worker *w)
     campaign_rec_clear(&w->c);
 }
 
-/* blocks_partial, holding the store (a block's first use loads it). */
-static const char *partial_locked(void *ud, const char *name, size_t *len)
-{
-    struct worker *w = ud;
-    pthread_mutex_lock(&w->store_mu);
-    const char *p = blocks_partial(w->blocks, name, len);
-    pthread_mutex_unlock(&w->store_mu);
-    return p;
-}
-
 static int render(struct worker *w, tmpl *t, json_t *data, bool html, buf *out, td_error *e)
 {
     tmpl_helper h = msg_context_helper(&w->mc, html);
-    return tmpl_render_with(t, data, partial_locked, w, &h, 1, out, e);
+    return tmpl_render_with(t, data, blocks_partial, w->blocks, &h, 1, out, e);
 }
 
-/* message_id writes the Message-ID of delivery id (without <>). It starts
- * with the id, zero-padded: ids rise as a campaign goes, so the index that
- * inbound mail finds a message by (its In-Reply-To, a bounce's copy) grows
- * at its end instead of at random places (random IDs cost a quarter of the
- * send rate in index pages written); the salt keeps it unique across
- * installations. Known before the message is made: the row says it from
- * its claim on. */
-static void message_id(const struct worker *w, int64_t id, char out[MSG_ID_MAX + 1])
+/* build makes job j's message for due row r. TD_EINVAL: this recipient's
+ * message cannot be made (recorded as failed); other codes stop the run. */
+static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
 {
-    char full[64 + ADDR_DOMAIN_MAX];
-    int n = snprintf(full, sizeof full, "d%012lld.%s@%s", (long long)id, w->msgid_salt,
-                     w->from_domain);
-    /* A sender's domain near the 255-byte limit leaves no room: the right
-     * side of a Message-ID need not be a real domain (RFC 5322 3.6.4). */
-    if (n < 0 || n > MSG_ID_MAX)
-        n = snprintf(full, sizeof full, "d%012lld.%s@tidings.invalid", (long long)id,
-                     w->msgid_salt);
-    memcpy(out, full, (size_t)n + 1);
-}
-
-/* build makes job j's message (in the builder's thread). TD_EINVAL or
- * TD_ETOOBIG: this recipient's message cannot be made (recorded as failed);
- * other codes stop the run. */
-static int build(struct worker *w, struct job *j, td_error *e)
-{
-    json_t *data = msg_context_data(&w->mc, &j->sub, e);
+    json_t *data = msg_context_data(&w->mc, &r->sub, e);
     if (!data)
         return TD_EINVAL;
     int rc = blocks_attach(w->blocks, data, e);
@@ -357,22 +283,29 @@ static int build(struct worker *w, struct job *j, td_error *e)
         rc = render(w, w->text, data, false, &text, e);
     char verp[ADDR_MAX + 3], camp[32], tok[32];
     snprintf(camp, sizeof camp, "c%lld", (long long)w->c.id);
-    snprintf(tok, sizeof tok, "d%lld", (long long)j->delivery_id);
+    snprintf(tok, sizeof tok, "d%lld", (long long)r->d.id);
     if (!rc)
         rc = msg_verp_build("bounces", camp, tok, w->from_domain, verp, e);
     const char *unsub = json_string_value(json_object_get(data, "unsubscribe_url"));
     char to[2 * ADDR_MAX];
     /* The To header: the subscriber's name when it has one (msg quotes or
      * encodes it). */
-    const char *name = j->sub.name;
-    if (name && *name)
-        snprintf(to, sizeof to, "\"%s\" <%s>", name, j->email);
+    if (r->sub.name && *r->sub.name)
+        snprintf(to, sizeof to, "\"%s\" <%s>", r->sub.name, r->d.email);
     else
-        snprintf(to, sizeof to, "%s", j->email);
-    if (strchr(name ? name : "", '"') || strchr(name ? name : "", '\\'))
-        snprintf(to, sizeof to, "%s", j->email);
+        snprintf(to, sizeof to, "%s", r->d.email);
+    if (strchr(r->sub.name ? r->sub.name : "", '"') || strchr(r->sub.name ? r->sub.name : "", '\\'))
+        snprintf(to, sizeof to, "%s", r->d.email);
+    /* The Message-ID starts with the delivery id, zero-padded: ids rise as
+     * a campaign goes, so the index inbound mail finds a message by (its
+     * In-Reply-To, a bounce's copy) grows at its end instead of at random
+     * places (random IDs cost a quarter of the send rate in index pages
+     * written); the salt keeps it unique across installations. */
+    char msgid[40 + ADDR_DOMAIN_MAX];
+    snprintf(msgid, sizeof msgid, "d%012lld.%s@%s", (long long)r->d.id, w->msgid_salt,
+             w->from_domain);
     msg_spec ms = {.to = to,
-                   .message_id = j->message_id,
+                   .message_id = msgid,
                    .subject = subj.data ? subj.data : "",
                    .subject_len = subj.len,
                    .html = w->html ? (html.data ? html.data : "") : NULL,
@@ -395,6 +328,7 @@ static int build(struct worker *w, struct job *j, td_error *e)
     if (!rc) {
         buf_append(&j->msg, body.data, body.len);
         snprintf(j->rcpt, sizeof j->rcpt, "%s", info.rcpt_to);
+        snprintf(j->message_id, sizeof j->message_id, "%s", info.message_id);
         snprintf(j->mail_from, sizeof j->mail_from, "%s", info.mail_from);
         j->rcpts[0] = j->rcpt;
         j->sm = (smtp_msg){.from = j->mail_from, .rcpt = j->rcpts, .nrcpt = 1,
@@ -417,14 +351,15 @@ struct fill {
     int rc;
 };
 
-/* One due delivery: claim it (sending, in the caller's transaction) and
- * copy what its message is made of into a job for the builder; a
- * recipient who no longer wants it is recorded as failed with the reason. */
+/* One due delivery: make its message and mark it sending (in the caller's
+ * transaction); a recipient who no longer wants it, or whose message cannot
+ * be made, is recorded as failed with the reason. */
 static int take_due(void *ud, const due_rec *r)
 {
     struct fill *f = ud;
     struct worker *w = f->w;
     delivery_rec d = r->d;
+    td_error be = {0};
     if (!r->wanted || !r->d.subscriber_id) {
         d.status = "failed";
         d.last_reply = "not sent: unsubscribed, blocklisted or suppressed since the campaign "
@@ -433,169 +368,32 @@ static int take_due(void *ud, const due_rec *r)
         return store_delivery_update(w->s, &d, w->e);
     }
     struct job *j = job_get(w);
+    int rc = build(w, r, j, &be);
+    if (rc == TD_EINVAL || rc == TD_ETOOBIG) {
+        job_put(w, j);
+        d.status = "failed";
+        d.attempts++;
+        d.last_reply = be.msg;
+        w->prog.failed++;
+        return store_delivery_update(w->s, &d, w->e);
+    }
+    if (rc) {
+        job_put(w, j);
+        *w->e = be;
+        return rc;
+    }
     j->delivery_id = r->d.id;
     j->attempts = r->d.attempts + 1;
     j->maybe_dup = r->d.maybe_duplicate;
-    message_id(w, r->d.id, j->message_id);
-    j->email = xstrdup(r->d.email);
-    j->sub = (sub_rec){.id = r->sub.id,
-                       .email = xstrdup(r->sub.email ? r->sub.email : r->d.email),
-                       .name = r->sub.name ? xstrdup(r->sub.name) : NULL,
-                       .attribs = r->sub.attribs ? xstrdup(r->sub.attribs) : NULL,
-                       .timezone = r->sub.timezone ? xstrdup(r->sub.timezone) : NULL,
-                       .locale = r->sub.locale ? xstrdup(r->sub.locale) : NULL};
     d.status = "sending";
     d.attempts = j->attempts;
     d.message_id = j->message_id;
-    int rc = store_delivery_update(w->s, &d, w->e);
-    if (rc) {
+    if ((rc = store_delivery_update(w->s, &d, w->e))) {
         job_put(w, j);
         return rc;
     }
     f->batch[f->n++] = j;
     return 0;
-}
-
-/* ---- the builder -------------------------------------------------------------------- */
-
-#define BUILDER_BATCH 16
-
-static void *builder_main(void *ud)
-{
-    struct worker *w = ud;
-    struct builder *b = &w->b;
-    pthread_mutex_lock(&b->mu);
-    for (;;) {
-        while (!b->quit && !b->in_head)
-            pthread_cond_wait(&b->work, &b->mu);
-        if (b->quit)
-            break;
-        struct job *j = b->in_head;
-        b->in_head = j->next;
-        if (!b->in_head)
-            b->in_tail = NULL;
-        j->next = NULL;
-        b->busy = true;
-        pthread_mutex_unlock(&b->mu);
-        td_error be = {0};
-        j->build_rc = build(w, j, &be);
-        if (j->build_rc)
-            snprintf(j->build_err, sizeof j->build_err, "%s", be.msg);
-        pthread_mutex_lock(&b->mu);
-        if (b->out_tail)
-            b->out_tail->next = j;
-        else
-            b->out_head = j;
-        b->out_tail = j;
-        b->busy = false;
-        pthread_cond_broadcast(&b->idle);
-        /* The worker takes them all at once; waking it for each one cost
-         * it a turn of its loop per message. The pool has messages waiting
-         * for connections meanwhile. */
-        if (++b->nout == BUILDER_BATCH || !b->in_head)
-            (void)!write(b->wake[1], "", 1);
-    }
-    pthread_mutex_unlock(&b->mu);
-    return NULL;
-}
-
-static int builder_start(struct worker *w, td_error *e)
-{
-    struct builder *b = &w->b;
-    if (pipe(b->wake) || fcntl(b->wake[0], F_SETFL, O_NONBLOCK) ||
-        fcntl(b->wake[1], F_SETFL, O_NONBLOCK))
-        return td_err_set(e, TD_EINTERNAL, "the builder's pipe: %s", strerror(errno));
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->work, NULL);
-    pthread_cond_init(&b->idle, NULL);
-    if (pthread_create(&b->thread, NULL, builder_main, w)) {
-        pthread_mutex_destroy(&b->mu);
-        pthread_cond_destroy(&b->work);
-        pthread_cond_destroy(&b->idle);
-        return td_err_set(e, TD_EINTERNAL, "cannot start the builder thread");
-    }
-    b->started = true;
-    pool_set_wake_fd(w->p, b->wake[0]);
-    return TD_OK;
-}
-
-/* builder_give queues the n claimed jobs to be built, in order. */
-static void builder_give(struct builder *b, struct job **jobs, size_t n)
-{
-    if (!n)
-        return;
-    pthread_mutex_lock(&b->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (b->in_tail)
-            b->in_tail->next = jobs[i];
-        else
-            b->in_head = jobs[i];
-        b->in_tail = jobs[i];
-    }
-    pthread_cond_signal(&b->work);
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* builder_take returns the built jobs (a list through next), or NULL. */
-static struct job *builder_take(struct builder *b)
-{
-    pthread_mutex_lock(&b->mu);
-    struct job *j = b->out_head;
-    b->out_head = b->out_tail = NULL;
-    b->nout = 0;
-    pthread_mutex_unlock(&b->mu);
-    return j;
-}
-
-/* builder_withdraw returns every job the builder holds, built or not,
- * once it is idle (a list through next). The caller must not hold store_mu:
- * the job being built may need it. */
-static struct job *builder_withdraw(struct builder *b)
-{
-    pthread_mutex_lock(&b->mu);
-    while (b->busy)
-        pthread_cond_wait(&b->idle, &b->mu);
-    struct job *list = b->out_head;
-    if (b->out_tail)
-        b->out_tail->next = b->in_head;
-    else
-        list = b->in_head;
-    b->in_head = b->in_tail = b->out_head = b->out_tail = NULL;
-    b->nout = 0;
-    pthread_mutex_unlock(&b->mu);
-    return list;
-}
-
-static void builder_stop(struct worker *w)
-{
-    struct builder *b = &w->b;
-    if (!b->started)
-        return;
-    pthread_mutex_lock(&b->mu);
-    b->quit = true;
-    pthread_cond_signal(&b->work);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
-    b->started = false;
-    for (struct job *j = builder_withdraw(b), *n; j; j = n) {
-        n = j->next;
-        job_put(w, j);
-    }
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->work);
-    pthread_cond_destroy(&b->idle);
-    close(b->wake[0]);
-    close(b->wake[1]);
-}
-
-/* wait_pool runs the pool for up to tmo ms, letting go of the store for
- * the builder meanwhile. Returns the number of results waiting. */
-static size_t wait_pool(struct worker *w, int tmo)
-{
-    pthread_mutex_unlock(&w->store_mu);
-    size_t n = pool_poll(w->p, tmo);
-    pthread_mutex_lock(&w->store_mu);
-    return n;
 }
 
 /* record writes the result of job j (in the caller's transaction). */
@@ -661,63 +459,19 @@ static void report(struct worker *w)
     w->o->progress(w->o->ud, &w->prog);
 }
 
-/* requeue puts a claimed job's row back to queued, as it was. */
-static int requeue(struct worker *w, struct job *j, td_error *e)
-{
-    delivery_rec d = {.id = j->delivery_id, .status = "queued", .attempts = j->attempts - 1,
-                      .maybe_duplicate = j->maybe_dup};
-    return store_delivery_update(w->s, &d, e);
-}
-
-/* send_built hands the builder's finished jobs to the pool; a message that
- * could not be made is recorded as failed. Returns 0, or the error that
- * stops the run (a build error other than this recipient's own). */
-static int send_built(struct worker *w, td_error *e)
-{
-    int rc = 0;
-    for (struct job *j = builder_take(&w->b), *n; j; j = n) {
-        n = j->next;
-        j->next = NULL;
-        if (!rc && !j->build_rc) {
-            td_error se = {0};
-            if (!pool_submit(w->p, j, &j->sm, -1, &se))
-                continue;
-            /* Refused before any wire: back to the queue at once. */
-            requeue(w, j, NULL);
-        } else if (!rc && (j->build_rc == TD_EINVAL || j->build_rc == TD_ETOOBIG)) {
-            delivery_rec d = {.id = j->delivery_id, .status = "failed", .attempts = j->attempts,
-                              .last_reply = j->build_err, .message_id = j->message_id};
-            w->prog.failed++;
-            rc = store_delivery_update(w->s, &d, e);
-        } else if (!rc) {
-            rc = j->build_rc;
-            td_err_set(e, rc, "%s", j->build_err);
-        }
-        /* After an error the job stays sending: a restart sends it. */
-        job_put(w, j);
-        w->inflight--;
-    }
-    return rc;
-}
-
 int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, td_error *e)
 {
     static const worker_opts none = {0};
     struct worker w = {.s = s, .o = o ? o : &none, .e = e};
     *state = "running";
-    pthread_mutex_init(&w.store_mu, NULL);
-    pthread_mutex_lock(&w.store_mu);
     int rc = setup(&w, id);
-    if (!rc)
-        rc = builder_start(&w, e);
     uint64_t n = 0;
     /* Left `sending` by a crash: they may have been on the wire. */
     if (!rc)
         rc = store_delivery_requeue(s, id, "sending", true, unix_now(), &n, e);
     struct job **batch = xcalloc(w.max_inflight ? w.max_inflight : 1, sizeof *batch);
-    int64_t next_check = 0, next_report = 0, next_due = 0;
-    bool stopping = false, more_due = true;
-    size_t ready = 0;
+    int64_t next_check = 0, next_report = 0;
+    bool stopping = false;
     while (!rc) {
         int64_t now_ms = smtp_now_ms();
         /* The campaign's state: pause and cancel take effect here. */
@@ -732,26 +486,18 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
                 *state = shutdown                      ? "running"
                          : !strcmp(c.state, "paused") ? "paused"
                                                        : "cancelled";
-                /* Messages not on a connection yet go back to the queue:
-                 * the builder's, and those waiting in the pool. */
-                pthread_mutex_unlock(&w.store_mu);
-                struct job *held = builder_withdraw(&w.b);
-                pthread_mutex_lock(&w.store_mu);
+                /* Messages not on a connection yet go back to the queue. */
                 void *back[256];
                 size_t k;
                 if ((rc = store_begin(s, e)))
                     break;
-                for (struct job *j = held, *nj; j; j = nj) {
-                    nj = j->next;
-                    if (!rc)
-                        rc = requeue(&w, j, e);
-                    job_put(&w, j);
-                    w.inflight--;
-                }
                 while (!rc && (k = pool_withdraw(w.p, back, 256)) > 0)
                     for (size_t i = 0; i < k && !rc; i++) {
                         struct job *j = back[i];
-                        rc = requeue(&w, j, e);
+                        delivery_rec d = {.id = j->delivery_id, .status = "queued",
+                                          .attempts = j->attempts - 1,
+                                          .maybe_duplicate = j->maybe_dup};
+                        rc = store_delivery_update(s, &d, e);
                         job_put(&w, j);
                         w.inflight--;
                     }
@@ -763,46 +509,44 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
         }
         if (rc)
             break;
-        /* Results in, new rows claimed: one transaction for both, and
-         * none when there is neither (a turn may be only the builder's
-         * messages going out). Once the queue ran dry, rows are looked for
-         * again every WORKER_CHECK_MS (deferred ones coming due). */
-        if (stopping)
-            more_due = false;
-        bool claim = !stopping && w.inflight <= w.max_inflight * 3 / 4 &&
-                     (more_due || now_ms >= next_due);
-        struct fill f = {.w = &w, .batch = batch};
-        if (ready || claim) {
-            if ((rc = store_begin(s, e)))
-                break;
-            pool_result pr;
-            while (!rc && pool_take_result(w.p, &pr)) {
-                struct job *j = pr.job;
-                rc = record(&w, j, &pr);
-                pool_result_clear(&pr);
-                job_put(&w, j);
-                w.inflight--;
-            }
-            if (!rc && claim) {
-                unsigned room = w.max_inflight - w.inflight;
-                rc = store_delivery_due(s, id, unix_now(), room, take_due, &f, e);
-                more_due = f.n == room;
-                if (!more_due)
-                    next_due = now_ms + WORKER_CHECK_MS;
-            }
-            rc = rc ? rc : store_commit(s, e);
-            if (rc) {
-                store_rollback(s);
-                for (size_t i = 0; i < f.n; i++)
-                    job_put(&w, batch[i]);
-                break;
-            }
-        }
-        /* Committed as `sending`: now they may be built and go out. */
-        builder_give(&w.b, batch, f.n);
-        w.inflight += (unsigned)f.n;
-        if ((rc = send_built(&w, e)))
+        /* Results in, new messages out: one transaction for both. */
+        if ((rc = store_begin(s, e)))
             break;
+        pool_result pr;
+        while (!rc && pool_take_result(w.p, &pr)) {
+            struct job *j = pr.job;
+            rc = record(&w, j, &pr);
+            pool_result_clear(&pr);
+            job_put(&w, j);
+            w.inflight--;
+        }
+        struct fill f = {.w = &w, .batch = batch};
+        bool more_due = false;
+        if (!rc && !stopping && w.inflight <= w.max_inflight * 3 / 4) {
+            unsigned room = w.max_inflight - w.inflight;
+            rc = store_delivery_due(s, id, unix_now(), room, take_due, &f, e);
+            more_due = f.n > 0;
+        }
+        rc = rc ? rc : store_commit(s, e);
+        if (rc) {
+            store_rollback(s);
+            for (size_t i = 0; i < f.n; i++)
+                job_put(&w, batch[i]);
+            break;
+        }
+        /* Committed as `sending`: now they may go on the wire. */
+        for (size_t i = 0; i < f.n; i++) {
+            td_error se = {0};
+            if (pool_submit(w.p, batch[i], &batch[i]->sm, -1, &se)) {
+                /* Refused before any wire: back to the queue at once. */
+                delivery_rec d = {.id = batch[i]->delivery_id, .status = "queued",
+                                  .attempts = batch[i]->attempts - 1};
+                store_delivery_update(s, &d, NULL);
+                job_put(&w, batch[i]);
+                continue;
+            }
+            w.inflight++;
+        }
         if (now_ms >= next_report) {
             next_report = now_ms + 1000;
             report(&w);
@@ -824,18 +568,14 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
                 break;
             }
             /* Only deferred ones, not due yet: wait (checking the state). */
-            ready = wait_pool(&w, WORKER_CHECK_MS);
+            pool_poll(w.p, WORKER_CHECK_MS);
             continue;
         }
-        ready = wait_pool(&w, w.inflight ? 50 : 0);
+        pool_poll(w.p, w.inflight ? 50 : 0);
     }
     if (rc) {
-        /* Whatever is still in the pool or the builder stays marked
-         * sending: a restart queues it again. Free the jobs without
-         * recording anything. */
-        pthread_mutex_unlock(&w.store_mu);
-        builder_stop(&w);
-        pthread_mutex_lock(&w.store_mu);
+        /* Whatever is still in the pool stays marked sending: a restart
+         * queues it again. Free the jobs without recording anything. */
         void *back[256];
         size_t k;
         while ((k = pool_withdraw(w.p, back, 256)) > 0)
@@ -852,8 +592,6 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
     }
     report(&w);
     free(batch);
-    pthread_mutex_unlock(&w.store_mu);
     teardown(&w);
-    pthread_mutex_destroy(&w.store_mu);
     return rc;
 }
