@@ -117,22 +117,28 @@ class Delivery(unittest.TestCase):
         finally:
             c.close()
 
-    def test_reaches_smtp_sink(self):
-        who = self.audience(500)
+    def sink_relay(self, dump):
+        """Starts smtp-sink on a free port, writing each message to its own
+        file in dump, and adds it as the relay; returns the process."""
         port = free_port()
-        dump = os.path.join(self.dir, "dump")
         os.mkdir(dump)
         sink = subprocess.Popen([SINK, "-u", os.environ.get("USER", "root"), "-d",
                                  os.path.join(dump, "%M."), "127.0.0.1:%d" % port, "64"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.ok("relay", "add", "smtp://127.0.0.1:%d?tls=none" % port, "--max-conns", "4")
+        return sink
+
+    def test_reaches_smtp_sink(self):
+        who = self.audience(500)
+        dump = os.path.join(self.dir, "dump")
+        sink = self.sink_relay(dump)
         try:
-            for _ in range(50):
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            self.ok("relay", "add", "smtp://127.0.0.1:%d?tls=none" % port, "--max-conns", "4")
             cid = self.campaign()
             out = self.ok("campaign", "start", str(cid), "--wait")
             self.assertIn("finished: 500 sent, 0 failed", out)
@@ -171,20 +177,9 @@ class Delivery(unittest.TestCase):
             "(SELECT address FROM suppressions)" % ",".join("'%s'" % x.replace("'", "''")
                                                             for x in lists))}
         self.assertGreater(len(want), 100)
-        port = free_port()
         dump = os.path.join(self.dir, "dump")
-        os.mkdir(dump)
-        sink = subprocess.Popen([SINK, "-u", os.environ.get("USER", "root"), "-d",
-                                 os.path.join(dump, "%M."), "127.0.0.1:%d" % port, "64"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sink = self.sink_relay(dump)
         try:
-            for _ in range(50):
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            self.ok("relay", "add", "smtp://127.0.0.1:%d?tls=none" % port, "--max-conns", "4")
             args = ["campaign", "create", "--name", "Demo", "--subject",
                     "{{subscriber.first_name}}، أخبار هذا الشهر", "--from",
                     "ليلى حداد <layla.haddad@tidings.example>", "--template", self.html]
