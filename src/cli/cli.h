@@ -80,4 +80,10 @@ char *cli_read_secret_file(const char *path);
 /* cli_json_str prints s to f as a JSON string (with quotes). */
 void cli_json_str(FILE *f, const char *s);
 
+/* cli_read_capped appends at most cap bytes of path ("-": standard input)
+ * to b; the rest of a larger file is left unread. 0, or -1 after an error
+ * line on stderr. */
+struct buf;
+int cli_read_capped(const char *path, size_t cap, struct buf *b);
+
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "util/buf.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -165,4 +166,33 @@ int cli_bad_option(const char *cmd, char **argv)
     if (optopt && arg[0] == '-' && arg[1] != '-')
         return cli_usage_error(cmd, "unknown option '-%c'", optopt);
     return cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+/* Reads at most cap bytes of path ("-": standard input) into b. The rest
+ * of a larger file is left unread: the parser would not look at it. */
+int cli_read_capped(const char *path, size_t cap, buf *b)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        cli_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char chunk[65536];
+    int rc = 0;
+    while (b->len < cap) {
+        size_t want = cap - b->len < sizeof chunk ? cap - b->len : sizeof chunk;
+        size_t got = fread(chunk, 1, want, f);
+        if (got)
+            buf_append(b, chunk, got);
+        if (got < want) {
+            if (ferror(f)) {
+                cli_error("%s: %s", path, strerror(errno ? errno : EIO));
+                rc = -1;
+            }
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    return rc;
 }

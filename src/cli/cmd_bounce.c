@@ -33,35 +33,6 @@ static const char usage[] =
     "line for it goes to standard error and the other files are still read),\n"
     "2 for wrong usage.\n";
 
-/* Reads at most cap bytes of path ("-": standard input) into b. The rest
- * of a larger file is left unread: the parser would not look at it. */
-static int read_capped(const char *path, size_t cap, buf *b)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        cli_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char chunk[65536];
-    int rc = 0;
-    while (b->len < cap) {
-        size_t want = cap - b->len < sizeof chunk ? cap - b->len : sizeof chunk;
-        size_t got = fread(chunk, 1, want, f);
-        if (got)
-            buf_append(b, chunk, got);
-        if (got < want) {
-            if (ferror(f)) {
-                cli_error("%s: %s", path, strerror(errno ? errno : EIO));
-                rc = -1;
-            }
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    return rc;
-}
-
 int cmd_bounce(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -90,7 +61,7 @@ int cmd_bounce(int argc, char **argv)
     buf_init(&data, BOUNCE_MAX_INPUT);
     for (int i = optind; i < argc; i++) {
         buf_reset(&data);
-        if (read_capped(argv[i], BOUNCE_MAX_INPUT, &data)) {
+        if (cli_read_capped(argv[i], BOUNCE_MAX_INPUT, &data)) {
             rc = EXIT_FAIL;
             continue;
         }

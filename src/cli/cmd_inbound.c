@@ -56,34 +56,6 @@ static const char usage[] =
     "Bounces and complaints they report are applied as mailed ones are, once per\n"
     "event id. rm turns one off (its URL answers 404); ls shows which are on.\n";
 
-/* Reads at most cap bytes of path ("-": standard input) into b. */
-static int read_file(const char *path, size_t cap, buf *b)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        cli_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char chunk[65536];
-    int rc = 0;
-    while (b->len < cap) {
-        size_t want = cap - b->len < sizeof chunk ? cap - b->len : sizeof chunk;
-        size_t got = fread(chunk, 1, want, f);
-        if (got)
-            buf_append(b, chunk, got);
-        if (got < want) {
-            if (ferror(f)) {
-                cli_error("%s: %s", path, strerror(errno ? errno : EIO));
-                rc = -1;
-            }
-            break;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    return rc;
-}
-
 static void print_result(const char *file, const act_result *r)
 {
     printf("{\"file\":");
@@ -108,7 +80,7 @@ static int do_process(store *s, char **files, int n, const char *rcpt)
     for (int i = 0; i < n; i++) {
         buf b;
         buf_init(&b, BUF_NOCAP);
-        if (read_file(files[i], MAILBOX_MAX_MESSAGE, &b)) {
+        if (cli_read_capped(files[i], MAILBOX_MAX_MESSAGE, &b)) {
             buf_free(&b);
             rc = EXIT_FAIL;
             continue;
@@ -263,7 +235,7 @@ static int do_webhook(store *s, char **args, int nargs, const char *secret_file,
     } else if (set) {
         buf b;
         buf_init(&b, 16384);
-        if (read_file(secret_file, 16384, &b)) {
+        if (cli_read_capped(secret_file, 16384, &b)) {
             buf_free(&b);
             return EXIT_FAIL;
         }
