@@ -54,6 +54,11 @@ struct worker {
     char list_id[300], feedback_id[64], from_domain[ADDR_DOMAIN_MAX + 1];
     char msgid_salt[17]; /* random per run: Message-IDs unique across installations */
     struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
+    /* Scratch for build, kept from one message to the next: grown once to
+     * a message's size instead of from nothing for every message (the
+     * reallocations' copies and the allocator were a tenth of the worker's
+     * CPU). */
+    buf s_subj, s_html, s_text, s_body;
     td_error *e;
 };
 
@@ -245,6 +250,10 @@ static void teardown(struct worker *w)
     free(w->sender_name);
     free((char *)w->mc.sender_email);
     job_free_list(w->free_jobs);
+    buf_free(&w->s_subj);
+    buf_free(&w->s_html);
+    buf_free(&w->s_text);
+    buf_free(&w->s_body);
     free(w->list);
     campaign_rec_clear(&w->c);
 }
@@ -263,24 +272,24 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
     if (!data)
         return TD_EINVAL;
     int rc = blocks_attach(w->blocks, data, e);
-    buf subj, html, text;
-    buf_init(&subj, BUF_NOCAP);
-    buf_init(&html, BUF_NOCAP);
-    buf_init(&text, BUF_NOCAP);
+    buf *subj = &w->s_subj, *html = &w->s_html, *text = &w->s_text;
+    buf_reset(subj);
+    buf_reset(html);
+    buf_reset(text);
     if (!rc)
-        rc = render(w, w->subject, data, false, &subj, e);
+        rc = render(w, w->subject, data, false, subj, e);
     /* {{campaign.subject}} in the body is this recipient's subject, not
      * the subject's template. */
     if (!rc) {
-        size_t sl = msg_text_unescape(subj.data, subj.len);
+        size_t sl = msg_text_unescape(subj->data, subj->len);
         json_object_set_new(json_object_get(data, "campaign"), "subject",
-                            json_stringn(subj.data ? subj.data : "", sl));
-        subj.len = sl;
+                            json_stringn(subj->data ? subj->data : "", sl));
+        subj->len = sl;
     }
     if (!rc && w->html)
-        rc = render(w, w->html, data, true, &html, e);
+        rc = render(w, w->html, data, true, html, e);
     if (!rc && w->text)
-        rc = render(w, w->text, data, false, &text, e);
+        rc = render(w, w->text, data, false, text, e);
     char verp[ADDR_MAX + 3], camp[32], tok[32];
     snprintf(camp, sizeof camp, "c%lld", (long long)w->c.id);
     snprintf(tok, sizeof tok, "d%lld", (long long)r->d.id);
@@ -306,12 +315,12 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
              w->from_domain);
     msg_spec ms = {.to = to,
                    .message_id = msgid,
-                   .subject = subj.data ? subj.data : "",
-                   .subject_len = subj.len,
-                   .html = w->html ? (html.data ? html.data : "") : NULL,
-                   .html_len = html.len,
-                   .text = w->text ? (text.data ? text.data : "") : NULL,
-                   .text_len = w->text ? msg_text_unescape(text.data, text.len) : 0,
+                   .subject = subj->data ? subj->data : "",
+                   .subject_len = subj->len,
+                   .html = w->html ? (html->data ? html->data : "") : NULL,
+                   .html_len = html->len,
+                   .text = w->text ? (text->data ? text->data : "") : NULL,
+                   .text_len = w->text ? msg_text_unescape(text->data, text->len) : 0,
                    /* One-click (RFC 8058) needs https; the mailto, to this
                     * message's own return path, always works: inbound mail
                     * to it saying "unsubscribe" unsubscribes (inbound/act). */
@@ -319,14 +328,17 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
                    .unsubscribe_mailto = verp,
                    .return_path = verp};
     msg_info info;
-    buf body;
-    buf_init(&body, BUF_NOCAP);
+    /* Signed, the DKIM-Signature field comes first: the message is built
+     * apart and follows it; unsigned, it is built in the job's buffer. */
+    buf *body = w->keys ? &w->s_body : &j->msg;
+    buf_reset(body);
     if (!rc)
-        rc = msg_build(w->env, &ms, &body, &info, e);
+        rc = msg_build(w->env, &ms, body, &info, e);
     if (!rc && w->keys)
-        rc = dkim_keyset_sign(w->keys, body.data, body.len, unix_now(), &j->msg, e);
+        rc = dkim_keyset_sign(w->keys, body->data, body->len, unix_now(), &j->msg, e);
+    if (!rc && w->keys)
+        rc = buf_append(&j->msg, body->data, body->len);
     if (!rc) {
-        buf_append(&j->msg, body.data, body.len);
         snprintf(j->rcpt, sizeof j->rcpt, "%s", info.rcpt_to);
         snprintf(j->message_id, sizeof j->message_id, "%s", info.message_id);
         snprintf(j->mail_from, sizeof j->mail_from, "%s", info.mail_from);
@@ -334,10 +346,6 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
         j->sm = (smtp_msg){.from = j->mail_from, .rcpt = j->rcpts, .nrcpt = 1,
                            .data = j->msg.data, .len = j->msg.len};
     }
-    buf_free(&body);
-    buf_free(&subj);
-    buf_free(&html);
-    buf_free(&text);
     json_decref(data);
     return rc;
 }
@@ -463,6 +471,10 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
 {
     static const worker_opts none = {0};
     struct worker w = {.s = s, .o = o ? o : &none, .e = e};
+    buf_init(&w.s_subj, BUF_NOCAP);
+    buf_init(&w.s_html, BUF_NOCAP);
+    buf_init(&w.s_text, BUF_NOCAP);
+    buf_init(&w.s_body, BUF_NOCAP);
     *state = "running";
     int rc = setup(&w, id);
     uint64_t n = 0;
