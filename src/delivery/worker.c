@@ -16,7 +16,7 @@
 #include "mime/msg.h"
 #include "tmpl/tmpl.h"
 #include "smtp/smtp_client.h"
-#include "util/secret.h"
+#include "track/token.h"
 #include "util/xalloc.h"
 
 /* A message between its render and its result. */
@@ -52,7 +52,6 @@ struct worker {
     struct job *free_jobs;
     worker_progress prog;
     char list_id[300], feedback_id[64], from_domain[ADDR_DOMAIN_MAX + 1];
-    char msgid_salt[17]; /* random per run: Message-IDs unique across installations */
     struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
     /* Scratch for build, kept from one message to the next: grown once to
      * a message's size instead of from nothing for every message (the
@@ -158,9 +157,6 @@ static int setup(struct worker *w, int64_t id)
     if ((rc = addr_parse_mailbox(w->c.from, &w->sender_name, &from, e)))
         return rc;
     snprintf(w->from_domain, sizeof w->from_domain, "%s", from.domain);
-    char *salt = secret_random_hex(8);
-    snprintf(w->msgid_salt, sizeof w->msgid_salt, "%s", salt);
-    free(salt);
     /* Kept in w: the context and the envelope point into it. */
     w->list = xcalloc(1, sizeof *w->list);
     store_campaign_list_names(w->s, id, take_first, w->list, NULL);
@@ -290,9 +286,11 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
         rc = render(w, w->html, data, true, html, e);
     if (!rc && w->text)
         rc = render(w, w->text, data, false, text, e);
-    char verp[ADDR_MAX + 3], camp[32], tok[32];
+    /* The VERP names the delivery with a tag only this installation can
+     * make (track/token.h): mail to it suppresses or unsubscribes. */
+    char verp[ADDR_MAX + 3], camp[32], tok[TRACK_VERP_MAX + 1];
     snprintf(camp, sizeof camp, "c%lld", (long long)w->c.id);
-    snprintf(tok, sizeof tok, "d%lld", (long long)r->d.id);
+    track_verp_token(w->mc.key, w->c.id, r->d.id, tok);
     if (!rc)
         rc = msg_verp_build("bounces", camp, tok, w->from_domain, verp, e);
     const char *unsub = json_string_value(json_object_get(data, "unsubscribe_url"));
@@ -309,10 +307,13 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
      * a campaign goes, so the index inbound mail finds a message by (its
      * In-Reply-To, a bounce's copy) grows at its end instead of at random
      * places (random IDs cost a quarter of the send rate in index pages
-     * written); the salt keeps it unique across installations. */
-    char msgid[40 + ADDR_DOMAIN_MAX];
-    snprintf(msgid, sizeof msgid, "d%012lld.%s@%s", (long long)r->d.id, w->msgid_salt,
-             w->from_domain);
+     * written); the tag, keyed by the installation's secret, keeps it
+     * unique across installations and unguessable from another message's
+     * (a bounce quoting it acts on its delivery), and the same for every
+     * attempt of one delivery. */
+    char msgid[40 + ADDR_DOMAIN_MAX], mtag[TRACK_TAG_LEN + 1];
+    track_tag(w->mc.key, 'm', w->c.id, r->d.id, mtag);
+    snprintf(msgid, sizeof msgid, "d%012lld.%s@%s", (long long)r->d.id, mtag, w->from_domain);
     msg_spec ms = {.to = to,
                    .message_id = msgid,
                    .subject = subj->data ? subj->data : "",

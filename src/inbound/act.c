@@ -103,13 +103,31 @@ static int match_verp(store *s, const char *rcpt, const inmsg *m, const char *or
                       act_match *out, td_error *e)
 {
     size_t n = m ? m->nrcpts : 0;
+    uint8_t key[TRACK_KEY_LEN];
+    bool have_key = false;
     for (size_t i = 0; i <= n + 1; i++) {
         const char *a = i == 0 ? rcpt : i <= n ? m->rcpts[i - 1] : orig_rp;
         msg_verp v;
         if (!a || msg_verp_parse(a, ACT_VERP_BASE, &v, NULL))
             continue;
-        int64_t cid = id_after(v.campaign, 'c'), did = id_after(v.token, 'd');
-        if (!cid || !did)
+        int64_t cid = id_after(v.campaign, 'c');
+        if (!cid)
+            continue;
+        /* Only a tagged token the installation made (track/token.h): the
+         * bare delivery id, readable and changeable in any recipient's own
+         * copy, would let anyone suppress or unsubscribe anyone. */
+        if (!have_key) {
+            char *secret = NULL;
+            if (store_setting_get(s, "secret", &secret, NULL) || !secret) {
+                free(secret);
+                return TD_OK;
+            }
+            track_key(secret, key);
+            free(secret);
+            have_key = true;
+        }
+        int64_t did = track_verp_check(key, cid, v.token);
+        if (!did)
             continue;
         delivery_rec d = {0};
         bool yes;

@@ -10,6 +10,7 @@
 #include <openssl/sha.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,4 +232,60 @@ void track_claims_clear(track_claims *c)
     free(c->data);
     c->data = NULL;
     c->data_len = 0;
+}
+
+/* ---- VERP and Message-ID tags ---------------------------------------------- */
+
+void track_tag(const uint8_t key[TRACK_KEY_LEN], char use, int64_t campaign_id,
+               int64_t delivery_id, char out[TRACK_TAG_LEN + 1])
+{
+    /* A label byte apart from a token's version byte (1), so no tag is ever
+     * the MAC of a tracking token's payload or of the other use's. */
+    uint8_t p[2 + 20];
+    size_t n = 0;
+    p[n++] = 0xfe;
+    p[n++] = (uint8_t)use;
+    n += put_varint(p + n, (uint64_t)campaign_id);
+    n += put_varint(p + n, (uint64_t)delivery_id);
+    uint8_t h[MAC_LEN];
+    mac(key, p, n, h);
+    static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | h[i];
+    for (int i = 0; i < TRACK_TAG_LEN; i++)
+        out[i] = b32[(v >> (64 - 5 * (i + 1))) & 31];
+    out[TRACK_TAG_LEN] = '\0';
+}
+
+void track_verp_token(const uint8_t key[TRACK_KEY_LEN], int64_t campaign_id, int64_t delivery_id,
+                      char out[TRACK_VERP_MAX + 1])
+{
+    char tag[TRACK_TAG_LEN + 1];
+    track_tag(key, 'v', campaign_id, delivery_id, tag);
+    snprintf(out, TRACK_VERP_MAX + 1, "d%lld-%s", (long long)delivery_id, tag);
+}
+
+int64_t track_verp_check(const uint8_t key[TRACK_KEY_LEN], int64_t campaign_id,
+                         const char *token)
+{
+    if (!token || token[0] != 'd' || token[1] < '1' || token[1] > '9')
+        return 0;
+    int64_t id = 0;
+    const char *p = token + 1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (id > (INT64_MAX - 9) / 10)
+            return 0;
+        id = id * 10 + (*p - '0');
+    }
+    if (*p != '-' || strlen(p + 1) != TRACK_TAG_LEN)
+        return 0;
+    /* A relay that changed the address's case changed no bit of the tag. */
+    char got[TRACK_TAG_LEN], want[TRACK_TAG_LEN + 1];
+    for (int i = 0; i < TRACK_TAG_LEN; i++) {
+        char c = p[1 + i];
+        got[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    track_tag(key, 'v', campaign_id, id, want);
+    return CRYPTO_memcmp(want, got, TRACK_TAG_LEN) == 0 ? id : 0;
 }

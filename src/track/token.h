@@ -59,4 +59,28 @@ int track_open(const uint8_t key[TRACK_KEY_LEN], const char *tok, size_t len, tr
 
 void track_claims_clear(track_claims *c);
 
+/* The delivery part of a VERP return path (bounces+cC.TOKEN@domain) and of
+ * a Message-ID: "d<delivery id>-<tag>", the tag being 10 characters of
+ * lower-case base32 (RFC 4648, 50 bits) of an HMAC over the campaign and
+ * delivery ids. Mail to a VERP acts on its delivery (a bounce suppresses the
+ * address, "unsubscribe" unsubscribes), so the id alone, which a recipient
+ * can read in their own copy and change, must not be enough. Lower case
+ * because relays may change the case of a local part. */
+#define TRACK_TAG_LEN 10
+#define TRACK_VERP_MAX (1 + 20 + 1 + TRACK_TAG_LEN) /* without the NUL */
+
+/* track_tag writes the tag of (campaign_id, delivery_id) for use `use`
+ * ('v' for a VERP, 'm' for a Message-ID) to out (NUL-terminated). */
+void track_tag(const uint8_t key[TRACK_KEY_LEN], char use, int64_t campaign_id,
+               int64_t delivery_id, char out[TRACK_TAG_LEN + 1]);
+
+/* track_verp_token writes "d<delivery_id>-<tag>" to out. */
+void track_verp_token(const uint8_t key[TRACK_KEY_LEN], int64_t campaign_id, int64_t delivery_id,
+                      char out[TRACK_VERP_MAX + 1]);
+
+/* track_verp_check returns the delivery id a VERP token names when its tag
+ * is right for campaign_id, else 0 (malformed, untagged or forged alike). */
+int64_t track_verp_check(const uint8_t key[TRACK_KEY_LEN], int64_t campaign_id,
+                         const char *token);
+
 #endif

@@ -137,15 +137,34 @@ static int teardown(void **state)
 
 /* ---- matching ------------------------------------------------------------ */
 
+/* verp_of writes the VERP return path the worker gives delivery dlv of
+ * campaign camp (its token tagged under the fixture's secret). */
+static void verp_of(char *out, size_t n, const char *base, long long camp, long long dlv)
+{
+    uint8_t key[TRACK_KEY_LEN];
+    track_key(SECRET, key);
+    char tok[TRACK_VERP_MAX + 1];
+    track_verp_token(key, camp, dlv, tok);
+    snprintf(out, n, "%s+c%lld.%s@co.example", base, camp, tok);
+}
+
 static void test_match_message(void **state)
 {
     struct fx *f = *state;
-    char verp_a[128], verp_wrong[128], verp_gone[128], lu[256];
-    snprintf(verp_a, sizeof verp_a, "Bounces+c%lld.d%lld@co.example", (long long)f->camp,
+    char verp_a[128], verp_wrong[128], verp_gone[128], verp_bare[128], verp_forged[128], lu[256];
+    verp_of(verp_a, sizeof verp_a, "Bounces", (long long)f->camp, (long long)f->dlv[0]);
+    verp_of(verp_wrong, sizeof verp_wrong, "bounces", (long long)f->camp + 7,
+            (long long)f->dlv[0]);
+    verp_of(verp_gone, sizeof verp_gone, "bounces", (long long)f->camp, 99999);
+    /* Forgeries: the bare delivery id, and the tag of another delivery
+     * (a recipient's own) with this one's id. */
+    snprintf(verp_bare, sizeof verp_bare, "bounces+c%lld.d%lld@co.example", (long long)f->camp,
              (long long)f->dlv[0]);
-    snprintf(verp_wrong, sizeof verp_wrong, "bounces+c%lld.d%lld@co.example",
-             (long long)f->camp + 7, (long long)f->dlv[0]);
-    snprintf(verp_gone, sizeof verp_gone, "bounces+c%lld.d99999@co.example", (long long)f->camp);
+    char own[128];
+    verp_of(own, sizeof own, "bounces", (long long)f->camp, (long long)f->dlv[1]);
+    const char *tag = strchr(own, '-');
+    snprintf(verp_forged, sizeof verp_forged, "bounces+c%lld.d%lld%s", (long long)f->camp,
+             (long long)f->dlv[0], tag);
     snprintf(lu, sizeof lu, "<https://news.example/u/%s>", f->token_b);
     bounce_header hlu = {.name = "List-Unsubscribe", .value = lu};
     bounce_header hbad = {.name = "List-Unsubscribe",
@@ -166,6 +185,9 @@ static void test_match_message(void **state)
         {NULL, NULL, "unknown@elsewhere", NULL, 1, "token", 1},
         {NULL, NULL, NULL, NULL, 2, NULL, -1},                 /* a forged token */
         {NULL, "bounces+c1@co.example", NULL, NULL, 0, NULL, -1},
+        {NULL, "VERP_BARE", NULL, NULL, 0, NULL, -1},          /* untagged: forged */
+        {"VERP_FORGED", NULL, NULL, NULL, 0, NULL, -1},        /* another's tag */
+        {NULL, NULL, NULL, "VERP_FORGED", 0, NULL, -1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *map[3] = {cases[i].rcpt, cases[i].delivered, cases[i].orig_rp};
@@ -176,6 +198,10 @@ static void test_match_message(void **state)
                 map[k] = verp_wrong;
             else if (map[k] && !strcmp(map[k], "VERP_GONE"))
                 map[k] = verp_gone;
+            else if (map[k] && !strcmp(map[k], "VERP_BARE"))
+                map[k] = verp_bare;
+            else if (map[k] && !strcmp(map[k], "VERP_FORGED"))
+                map[k] = verp_forged;
         char *rcpts[1] = {(char *)map[1]};
         inmsg m = {.rcpts = map[1] ? rcpts : NULL, .nrcpts = map[1] ? 1 : 0};
         bounce_result br = {.kind = BOUNCE_KIND_BOUNCE, .orig_message_id = (char *)cases[i].mid,
@@ -304,8 +330,7 @@ static void test_apply_bounces(void **state)
     struct fx *f = *state;
     char verp[3][128];
     for (int i = 0; i < 3; i++)
-        snprintf(verp[i], sizeof verp[i], "bounces+c%lld.d%lld@co.example", (long long)f->camp,
-                 (long long)f->dlv[i]);
+        verp_of(verp[i], sizeof verp[i], "bounces", (long long)f->camp, (long long)f->dlv[i]);
     act_source src = {.source = "unit", .key = "1"};
     act_result r;
     td_error e = {0};
@@ -330,8 +355,8 @@ static void test_apply_bounces(void **state)
     assert_false(suppressed(f->s, "b@x.example"));
     /* A soft bounce in the second campaign reaches the limit. */
     char v2[128];
-    snprintf(v2, sizeof v2, "bounces+c%lld.d%lld@co.example", (long long)f->camp2,
-             (long long)find_delivery_id(f->s, f->camp2, f->sub[1]));
+    verp_of(v2, sizeof v2, "bounces", (long long)f->camp2,
+            (long long)find_delivery_id(f->s, f->camp2, f->sub[1]));
     m = dsn(v2, "b@x.example", "4.2.2");
     src.key = "4";
     assert_int_equal(act_message(f->s, m, strlen(m), &src, &r, &e), TD_OK);
@@ -432,19 +457,23 @@ static void test_apply_complaint_and_reply(void **state)
 static void test_unsubscribe_by_mail(void **state)
 {
     struct fx *f = *state;
-    char verp_c[96], verp_bad[96];
-    snprintf(verp_c, sizeof verp_c, "bounces+c%lld.d%lld@co.example", (long long)f->camp,
+    char verp_c[96], verp_bad[96], verp_bare[96];
+    verp_of(verp_c, sizeof verp_c, "bounces", (long long)f->camp, (long long)f->dlv[2]);
+    verp_of(verp_bad, sizeof verp_bad, "bounces", (long long)f->camp2,
+            (long long)f->dlv[2]); /* the delivery is not of that campaign */
+    /* Anyone can write the bare delivery id: it must unsubscribe no one. */
+    snprintf(verp_bare, sizeof verp_bare, "bounces+c%lld.d%lld@co.example", (long long)f->camp,
              (long long)f->dlv[2]);
-    snprintf(verp_bad, sizeof verp_bad, "bounces+c%lld.d%lld@co.example", (long long)f->camp2,
-             (long long)f->dlv[2]); /* the delivery is not of that campaign */
     static const struct {
-        int to; /* 0: verp of c, 1: verp naming the wrong campaign, 2: a plain address */
+        int to; /* 0: verp of c, 1: verp naming the wrong campaign, 2: a plain address,
+                 * 3: the untagged (forged) verp */
         const char *subject, *body, *extra;
         const char *kind;
         int unsub;
     } cases[] = {
         {1, "unsubscribe", "", "", "other", 0},
         {2, "unsubscribe", "", "", "other", 0},
+        {3, "unsubscribe", "", "", "other", 0},
         {0, "Re: S", "please call me about unsubscribers", "", "reply", 0},
         {0, "unsubscribe me later", "", "", "reply", 0},
         {0, "Out of office", "unsubscribe", "Auto-Submitted: auto-replied\r\n", "other", 0},
@@ -457,7 +486,10 @@ static void test_unsubscribe_by_mail(void **state)
         char msg[1024], key[16];
         snprintf(msg, sizeof msg,
                  "From: c@x.example\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <u%zu@x>\r\n%s\r\n%s\r\n",
-                 cases[i].to == 0 ? verp_c : cases[i].to == 1 ? verp_bad : "news@co.example",
+                 cases[i].to == 0   ? verp_c
+                 : cases[i].to == 1 ? verp_bad
+                 : cases[i].to == 3 ? verp_bare
+                                    : "news@co.example",
                  cases[i].subject, i, cases[i].extra, cases[i].body);
         snprintf(key, sizeof key, "u%zu", i);
         act_source src = {.source = "unit", .key = key};

@@ -102,6 +102,38 @@ static void test_known_tokens(void **state)
         }
 }
 
+/* VERP tokens and Message-ID tags: the expected tags were computed with
+ * Python's hmac and base64 modules (HMAC-SHA-256 of 0xfe, the use, the ids
+ * as varints; the first 50 bits in lower-case base32). */
+static void test_verp(void **state)
+{
+    (void)state;
+    char tag[TRACK_TAG_LEN + 1], tok[TRACK_VERP_MAX + 1];
+    track_tag(key, 'v', 5, 123, tag);
+    assert_string_equal(tag, "rj5rzy6abr");
+    track_tag(key, 'm', 5, 123, tag);
+    assert_string_equal(tag, "nqyjsa4w25");
+    track_verp_token(key, 987654321, 9007199254740993LL, tok);
+    assert_string_equal(tok, "d9007199254740993-u3rgfv25aq");
+    assert_int_equal(track_verp_check(key, 987654321, tok), 9007199254740993LL);
+    track_verp_token(key, 5, 123, tok);
+    assert_string_equal(tok, "d123-rj5rzy6abr");
+    assert_int_equal(track_verp_check(key, 5, tok), 123);
+    assert_int_equal(track_verp_check(key, 5, "D123-RJ5RZY6ABR"), 0); /* 'D' is not 'd' */
+    assert_int_equal(track_verp_check(key, 5, "d123-RJ5RZY6ABR"), 123); /* case of the tag */
+    assert_int_equal(track_verp_check(other, 5, tok), 0);              /* another install */
+    assert_int_equal(track_verp_check(key, 6, tok), 0);                /* another campaign */
+    static const char *const bad[] = {
+        "d123",           "d124-rj5rzy6abr", "d123-rj5rzy6abs", "d123-rj5rzy6ab",
+        "d123-rj5rzy6abrr", "d0123-rj5rzy6abr", "d-rj5rzy6abr",  "d123_rj5rzy6abr",
+        "d99999999999999999999-rj5rzy6abr", "", "x123-rj5rzy6abr", "d123-nqyjsa4w25",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (track_verp_check(key, 5, bad[i]))
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(track_verp_check(key, 5, NULL), 0);
+}
+
 static void test_hostile_tokens(void **state)
 {
     (void)state;
@@ -258,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_known_tokens),
+        cmocka_unit_test(test_verp),
         cmocka_unit_test(test_hostile_tokens),
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_context),
