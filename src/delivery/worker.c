@@ -335,9 +335,8 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
     buf_reset(body);
     if (!rc)
         rc = msg_build(w->env, &ms, body, &info, e);
-    if (!rc && w->keys)
-        rc = dkim_keyset_sign(w->keys, body->data, body->len, unix_now(), &j->msg, e);
-    if (!rc && w->keys)
+    if (!rc && w->keys &&
+        !(rc = dkim_keyset_sign(w->keys, body->data, body->len, unix_now(), &j->msg, e)))
         rc = buf_append(&j->msg, body->data, body->len);
     if (!rc) {
         snprintf(j->rcpt, sizeof j->rcpt, "%s", info.rcpt_to);

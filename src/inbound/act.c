@@ -95,6 +95,20 @@ static int found(int rc, bool *yes, td_error *e)
 
 /* ---- matching ------------------------------------------------------------- */
 
+/* signing_key derives the installation's token key (track_key of the
+ * 'secret' setting) into key; false when there is no secret. */
+static bool signing_key(store *s, uint8_t key[TRACK_KEY_LEN])
+{
+    char *secret = NULL;
+    if (store_setting_get(s, "secret", &secret, NULL) || !secret) {
+        free(secret);
+        return false;
+    }
+    track_key(secret, key);
+    free(secret);
+    return true;
+}
+
 /* A VERP return path among the addresses (the envelope recipient, those
  * the message was delivered to, the returned original's envelope sender):
  * the delivery it names, when that delivery is of the campaign it names
@@ -116,16 +130,8 @@ static int match_verp(store *s, const char *rcpt, const inmsg *m, const char *or
         /* Only a tagged token the installation made (track/token.h): the
          * bare delivery id, readable and changeable in any recipient's own
          * copy, would let anyone suppress or unsubscribe anyone. */
-        if (!have_key) {
-            char *secret = NULL;
-            if (store_setting_get(s, "secret", &secret, NULL) || !secret) {
-                free(secret);
-                return TD_OK;
-            }
-            track_key(secret, key);
-            free(secret);
-            have_key = true;
-        }
+        if (!have_key && !(have_key = signing_key(s, key)))
+            return TD_OK;
         int64_t did = track_verp_check(key, cid, v.token);
         if (!did)
             continue;
@@ -174,12 +180,9 @@ static int match_token(store *s, const bounce_result *br, act_match *out, td_err
         return TD_OK;
     u += 3;
     size_t n = strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
-    char *secret = NULL;
-    if (!n || store_setting_get(s, "secret", &secret, NULL))
-        return TD_OK;
     uint8_t key[TRACK_KEY_LEN];
-    track_key(secret, key);
-    free(secret);
+    if (!n || !signing_key(s, key))
+        return TD_OK;
     track_claims c = {0};
     int rc = TD_OK;
     if (!track_open(key, u, n, &c, NULL) && c.kind == TRACK_UNSUB && c.campaign_id &&
