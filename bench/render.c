@@ -229,6 +229,7 @@ static void campaign_init(campaign *c)
     c->mc.list_name = "Shop news";
     c->mc.sender_name = "Maya Levin";
     c->mc.sender_email = "maya@example.com";
+    msg_context_memo_on(&c->mc); /* as a campaign's builders do */
 
     td_error e;
     buf src;
@@ -263,6 +264,7 @@ static void campaign_free(campaign *c)
     tmpl_free(c->html);
     tmpl_free(c->text);
     tmpl_free(c->subject);
+    msg_context_memo_off(&c->mc);
     msg_envelope_free(c->env);
     buf_free(&c->h);
     buf_free(&c->t);

@@ -40,9 +40,70 @@ static int add_url(msg_context *c, json_t *obj, const char *key, track_kind kind
     return rc;
 }
 
+/* The memo: click URLs (before HTML escaping) by target, for the current
+ * recipient, in one arena. A template's links are a few dozen; past the
+ * caps, links are simply made anew. */
+#define MEMO_MAX 64
+#define MEMO_ARENA 65536
+
+struct msg_track_memo {
+    size_t n;
+    struct {
+        size_t url, url_len, out, out_len; /* offsets into arena */
+    } e[MEMO_MAX];
+    buf arena;
+};
+
+void msg_context_memo_on(msg_context *c)
+{
+    c->memo = xcalloc(1, sizeof *c->memo);
+    buf_init(&c->memo->arena, MEMO_ARENA);
+}
+
+void msg_context_memo_off(msg_context *c)
+{
+    if (!c->memo)
+        return;
+    buf_free(&c->memo->arena);
+    free(c->memo);
+    c->memo = NULL;
+}
+
+static const char *memo_find(const struct msg_track_memo *m, const char *url, size_t n,
+                             size_t *len)
+{
+    for (size_t i = 0; m && i < m->n; i++)
+        if (m->e[i].url_len == n && !memcmp(m->arena.data + m->e[i].url, url, n)) {
+            *len = m->e[i].out_len;
+            return m->arena.data + m->e[i].out;
+        }
+    return NULL;
+}
+
+static void memo_add(struct msg_track_memo *m, const char *url, size_t n, const char *out,
+                     size_t on)
+{
+    if (!m || m->n == MEMO_MAX)
+        return;
+    size_t at = m->arena.len;
+    if (buf_append(&m->arena, url, n) || buf_append(&m->arena, out, on)) {
+        buf_truncate(&m->arena, at);
+        return;
+    }
+    m->e[m->n].url = at;
+    m->e[m->n].url_len = n;
+    m->e[m->n].out = at + n;
+    m->e[m->n].out_len = on;
+    m->n++;
+}
+
 json_t *msg_context_data(msg_context *c, const sub_rec *s, td_error *e)
 {
     c->subscriber_id = s->id;
+    if (c->memo) {
+        c->memo->n = 0;
+        buf_reset(&c->memo->arena);
+    }
     json_error_t je;
     json_t *attrs = json_loads(s->attribs && *s->attribs ? s->attribs : "{}", 0, &je);
     if (!json_is_object(attrs)) {
@@ -218,8 +279,15 @@ static int track_fn(void *ud, const char *text, size_t len, buf *out, td_error *
                        .list_id = h->c->list_id,
                        .data = url,
                        .data_len = n};
-    size_t start = out->len;
-    int rc = track_url(h->c->key, h->c->base_url, &cl, out, e);
+    size_t start = out->len, made;
+    const char *memo = memo_find(h->c->memo, url, n, &made);
+    int rc;
+    if (memo) {
+        rc = buf_append(out, memo, made) ? td_err_set(e, TD_ETOOBIG, "no room for a tracking URL")
+                                         : TD_OK;
+    } else if (!(rc = track_url(h->c->key, h->c->base_url, &cl, out, e))) {
+        memo_add(h->c->memo, url, n, out->data + start, out->len - start);
+    }
     if (!rc && h->html && (rc = html_escape_tail(out, start))) {
         buf_truncate(out, start);
         td_err_set(e, rc, "no room for a tracking URL");

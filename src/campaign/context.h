@@ -41,7 +41,17 @@ struct msg_context {
     /* Per recipient, set by msg_context_data: */
     int64_t subscriber_id;
     struct msg_track_helper helper[2]; /* private to msg_context_helper */
+    /* Optional (msg_context_memo_on): the recipient's click URLs made so
+     * far, so that a link of the HTML made again in the text is not signed
+     * twice. NULL: each is made anew. */
+    struct msg_track_memo *memo;
 };
+
+/* msg_context_memo_on gives c a memo of its own (for a context that makes
+ * many messages); msg_context_memo_off frees it. A copied context must get
+ * its own. */
+void msg_context_memo_on(msg_context *c);
+void msg_context_memo_off(msg_context *c);
 
 /* msg_context_data returns a new JSON object (the caller json_decref's it)
  * for subscriber s, and makes c the context of that recipient for the

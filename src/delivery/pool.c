@@ -287,6 +287,11 @@ size_t pool_pending(const pool *p)
     return p->npend + p->ninflight + p->nres;
 }
 
+size_t pool_results(const pool *p)
+{
+    return p->nres;
+}
+
 size_t pool_conns(const pool *p)
 {
     return p->nconns;
@@ -658,11 +663,19 @@ size_t pool_step(pool *p, const struct pollfd *fds, size_t n)
 
 size_t pool_poll(pool *p, int timeout_ms)
 {
+    return pool_poll_fd(p, -1, NULL, timeout_ms);
+}
+
+size_t pool_poll_fd(pool *p, int fd, bool *fd_ready, int timeout_ms)
+{
     size_t n;
-    while ((n = pool_fds(p, p->pfd, p->apfd)) > p->apfd) {
-        p->apfd = n * 2;
+    /* One slot more than the pool's own for fd. */
+    while ((n = pool_fds(p, p->pfd, p->apfd ? p->apfd - 1 : 0)) + 1 > p->apfd) {
+        p->apfd = (n + 1) * 2;
         p->pfd = xrealloc(p->pfd, p->apfd * sizeof *p->pfd);
     }
+    if (fd_ready)
+        *fd_ready = false;
     if (p->nres)
         return p->nres;
     int64_t dl = pool_deadline(p), now = smtp_now_ms();
@@ -671,14 +684,19 @@ size_t pool_poll(pool *p, int timeout_ms)
         int64_t w = dl > now ? dl - now : 0;
         if (tmo < 0 || w < tmo)
             tmo = w > 86400000 ? 86400000 : (int)w;
-    } else if (n == 0 && tmo < 0) {
+    } else if (n == 0 && tmo < 0 && fd < 0) {
         return 0; /* nothing to wait for, and no time given to wait */
     }
-    if (poll(p->pfd, n, tmo) < 0) {
+    size_t nfds = n;
+    if (fd >= 0)
+        p->pfd[nfds++] = (struct pollfd){.fd = fd, .events = POLLIN};
+    if (poll(p->pfd, nfds, tmo) < 0) {
         if (errno == EINTR)
             return p->nres;
         log_warn("pool: poll: %s", strerror(errno));
         n = 0;
+    } else if (fd >= 0 && fd_ready) {
+        *fd_ready = p->pfd[n].revents != 0;
     }
     return pool_step(p, p->pfd, n);
 }

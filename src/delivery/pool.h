@@ -127,6 +127,9 @@ size_t pool_withdraw(pool *p, void **jobs, size_t max);
  * (waiting, in flight, or with a result waiting). */
 size_t pool_pending(const pool *p);
 
+/* pool_results returns the results waiting to be taken. */
+size_t pool_results(const pool *p);
+
 /* pool_conns returns the open connections (opening, ready, busy, closing). */
 size_t pool_conns(const pool *p);
 
@@ -155,6 +158,11 @@ size_t pool_step(pool *p, const struct pollfd *fds, size_t n);
  * It returns without waiting when a result waits already, and early when a
  * signal interrupts poll(). */
 size_t pool_poll(pool *p, int timeout_ms);
+
+/* pool_poll_fd is pool_poll that also wakes when fd (-1: none) is readable,
+ * setting *fd_ready (may be NULL) then; the caller reads fd itself. For a
+ * caller woken by its own threads (the worker's message builders). */
+size_t pool_poll_fd(pool *p, int fd, bool *fd_ready, int timeout_ms);
 
 /* pool_take_result moves the oldest waiting result into *out (overwritten;
  * the caller frees it with pool_result_clear) and returns true, or returns

@@ -1,10 +1,14 @@
 /* worker: one running campaign to the end (see worker.h). */
 #include "delivery/worker.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "campaign/blocks.h"
 #include "campaign/context.h"
@@ -17,32 +21,57 @@
 #include "tmpl/tmpl.h"
 #include "smtp/smtp_client.h"
 #include "track/token.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
-/* A message between its render and its result. */
+/* A message between its claim and its result. */
 struct job {
     int64_t delivery_id;
     int attempts; /* including this one */
+    due_rec due;  /* the recipient, copied for the builder */
     char rcpt[ADDR_MAX + 3];
     char mail_from[ADDR_MAX + 3];
-    char message_id[MSG_ID_MAX + 1];
+    /* Room for any From domain: msg_build refuses one over MSG_ID_MAX. */
+    char message_id[40 + ADDR_DOMAIN_MAX];
     const char *rcpts[1];
     buf msg;
     smtp_msg sm;
     bool maybe_dup;
-    struct job *next_free;
+    int build_rc; /* the builder's answer, with build_err */
+    td_error build_err;
+    struct job *next; /* on the free list or a builders' queue */
+};
+
+/* A builder makes messages. Each has its own templates (a compiled template
+ * caches its partials as it renders), recipient context, content library
+ * (on a database connection of its own when it is a thread), signers and
+ * scratch buffers, kept from one message to the next: grown once to a
+ * message's size instead of from nothing for every message (reallocation
+ * copies and the allocator were a tenth of the worker's CPU). */
+struct builder {
+    struct worker *w;
+    store *st; /* its own, or the worker's when not a thread */
+    tmpl *subject, *html, *text;
+    msg_context mc;
+    blocks *blocks;
+    dkim_keyset *keys;
+    buf s_subj, s_html, s_text, s_body;
+    pthread_t thread;
+    bool started;
+};
+
+/* A FIFO of jobs. */
+struct jobq {
+    struct job *head, **tail;
 };
 
 struct worker {
     store *s;
     campaign_rec c;
     const worker_opts *o;
-    tmpl *subject, *html, *text;
-    msg_context mc;
     char *base_url, *secret, *sender_name;
+    msg_context mc; /* the campaign's part, copied into each builder */
     msg_envelope *env;
-    dkim_keyset *keys;
-    blocks *blocks;
     pool *p;
     int64_t relay_db_id[64]; /* pool relay id -> relays.id */
     int nrelays;
@@ -53,21 +82,84 @@ struct worker {
     worker_progress prog;
     char list_id[300], feedback_id[64], from_domain[ADDR_DOMAIN_MAX + 1];
     struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
-    /* Scratch for build, kept from one message to the next: grown once to
-     * a message's size instead of from nothing for every message (the
-     * reallocations' copies and the allocator were a tenth of the worker's
-     * CPU). */
-    buf s_subj, s_html, s_text, s_body;
+    /* Message building: with threads (nb > 0) the loop claims deliveries
+     * and queues them in todo; the builders put them, made or refused, in
+     * done and wake the loop through wake_fd. Without, the loop builds with
+     * b[0] itself and only uses done. */
+    struct builder *b;
+    int nb;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct jobq todo, done;
+    size_t nbuilding; /* claimed, not yet taken from done */
+    bool quit;
+    int wake_fd;
     td_error *e;
 };
 
+static void jobq_init(struct jobq *q)
+{
+    q->head = NULL;
+    q->tail = &q->head;
+}
+
+static void jobq_push(struct jobq *q, struct job *j)
+{
+    j->next = NULL;
+    *q->tail = j;
+    q->tail = &j->next;
+}
+
+static struct job *jobq_pop(struct jobq *q)
+{
+    struct job *j = q->head;
+    if (j && !(q->head = j->next))
+        q->tail = &q->head;
+    return j;
+}
+
 static int64_t unix_now(void) { return (int64_t)time(NULL); }
+
+static void due_clear(due_rec *r)
+{
+    free(r->d.email);
+    free(r->sub.email);
+    free(r->sub.name);
+    free(r->sub.attribs);
+    free(r->sub.timezone);
+    free(r->sub.locale);
+    memset(r, 0, sizeof *r);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* due_copy keeps what build reads of a due row (the row's strings are only
+ * the callback's). */
+static void due_copy(due_rec *to, const due_rec *r)
+{
+    due_clear(to);
+    to->d.id = r->d.id;
+    to->d.campaign_id = r->d.campaign_id;
+    to->d.subscriber_id = r->d.subscriber_id;
+    to->d.email = dup_or_null(r->d.email);
+    to->sub.id = r->sub.id;
+    to->sub.email = dup_or_null(r->sub.email);
+    to->sub.name = dup_or_null(r->sub.name);
+    to->sub.attribs = dup_or_null(r->sub.attribs);
+    to->sub.timezone = dup_or_null(r->sub.timezone);
+    to->sub.locale = dup_or_null(r->sub.locale);
+    to->wanted = r->wanted;
+}
 
 static void job_free_list(struct job *j)
 {
     while (j) {
-        struct job *n = j->next_free;
+        struct job *n = j->next;
         buf_free(&j->msg);
+        due_clear(&j->due);
         free(j);
         j = n;
     }
@@ -77,18 +169,21 @@ static struct job *job_get(struct worker *w)
 {
     struct job *j = w->free_jobs;
     if (j) {
-        w->free_jobs = j->next_free;
+        w->free_jobs = j->next;
         buf_reset(&j->msg);
     } else {
         j = xcalloc(1, sizeof *j);
         buf_init(&j->msg, BUF_NOCAP);
     }
+    j->build_rc = 0;
+    j->build_err = (td_error){0};
     return j;
 }
 
 static void job_put(struct worker *w, struct job *j)
 {
-    j->next_free = w->free_jobs;
+    due_clear(&j->due);
+    j->next = w->free_jobs;
     w->free_jobs = j;
 }
 
@@ -137,6 +232,9 @@ static int add_relay(void *ud, const relay_rec *r)
     return 0;
 }
 
+static int builders_start(struct worker *w);
+static void builders_stop(struct worker *w);
+
 static int setup(struct worker *w, int64_t id)
 {
     td_error *e = w->e;
@@ -146,10 +244,6 @@ static int setup(struct worker *w, int64_t id)
     if (strcmp(w->c.state, "running"))
         return td_err_set(e, TD_EDENIED, "campaign %lld is %s, not running", (long long)id,
                           w->c.state);
-    if ((rc = compile("the subject", w->c.subject, &w->subject, e)) ||
-        (rc = compile("the HTML template", w->c.html, &w->html, e)) ||
-        (rc = compile("the text template", w->c.text, &w->text, e)))
-        return rc;
     if ((rc = store_setting_get(w->s, "public_url", &w->base_url, e)) ||
         (rc = store_setting_get(w->s, "secret", &w->secret, e)))
         return rc;
@@ -180,12 +274,8 @@ static int setup(struct worker *w, int64_t id)
                             .feedback_id = w->feedback_id};
     if ((rc = msg_envelope_new(&es, &w->env, e)))
         return rc;
-    rc = dkim_keyset_load(w->s, w->from_domain, &w->keys, e);
-    if (rc == TD_ENOTFOUND)
-        w->keys = NULL; /* unsigned: the domain has no key */
-    else if (rc)
+    if ((rc = builders_start(w)))
         return rc;
-    w->blocks = blocks_new(w->s, 0);
     pool_opts po;
     pool_opts_init(&po);
     po.maildir_fsync = w->o->maildir_fsync;
@@ -234,46 +324,55 @@ static int setup(struct worker *w, int64_t id)
 
 static void teardown(struct worker *w)
 {
+    builders_stop(w);
     pool_free(w->p);
-    blocks_free(w->blocks);
-    dkim_keyset_free(w->keys);
     msg_envelope_free(w->env);
-    tmpl_free(w->subject);
-    tmpl_free(w->html);
-    tmpl_free(w->text);
     free(w->base_url);
     free(w->secret);
     free(w->sender_name);
     free((char *)w->mc.sender_email);
     job_free_list(w->free_jobs);
-    buf_free(&w->s_subj);
-    buf_free(&w->s_html);
-    buf_free(&w->s_text);
-    buf_free(&w->s_body);
     free(w->list);
     campaign_rec_clear(&w->c);
 }
 
-static int render(struct worker *w, tmpl *t, json_t *data, bool html, buf *out, td_error *e)
+static int render(struct builder *b, tmpl *t, json_t *data, bool html, buf *out, td_error *e)
 {
-    tmpl_helper h = msg_context_helper(&w->mc, html);
-    return tmpl_render_with(t, data, blocks_partial, w->blocks, &h, 1, out, e);
+    tmpl_helper h = msg_context_helper(&b->mc, html);
+    return tmpl_render_with(t, data, blocks_partial, b->blocks, &h, 1, out, e);
 }
 
-/* build makes job j's message for due row r. TD_EINVAL: this recipient's
- * message cannot be made (recorded as failed); other codes stop the run. */
-static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
+/* message_id names delivery id's message: the delivery id first,
+ * zero-padded: ids rise as a campaign goes, so the index inbound mail finds
+ * a message by (its In-Reply-To, a bounce's copy) grows at its end instead
+ * of at random places (random IDs cost a quarter of the send rate in index
+ * pages written); the tag, keyed by the installation's secret, keeps it
+ * unique across installations and unguessable from another message's (a
+ * bounce quoting it acts on its delivery), and the same for every attempt
+ * of one delivery. */
+static void message_id(const struct worker *w, int64_t id, char out[40 + ADDR_DOMAIN_MAX])
 {
-    json_t *data = msg_context_data(&w->mc, &r->sub, e);
+    char mtag[TRACK_TAG_LEN + 1];
+    track_tag(w->mc.key, 'm', w->c.id, id, mtag);
+    snprintf(out, 40 + ADDR_DOMAIN_MAX, "d%012lld.%s@%s", (long long)id, mtag, w->from_domain);
+}
+
+/* build makes job j's message (its message_id set) for due row r.
+ * TD_EINVAL or TD_ETOOBIG: this recipient's message cannot be made
+ * (recorded as failed); other codes stop the run. */
+static int build(struct builder *b, const due_rec *r, struct job *j, td_error *e)
+{
+    const struct worker *w = b->w;
+    json_t *data = msg_context_data(&b->mc, &r->sub, e);
     if (!data)
         return TD_EINVAL;
-    int rc = blocks_attach(w->blocks, data, e);
-    buf *subj = &w->s_subj, *html = &w->s_html, *text = &w->s_text;
+    int rc = blocks_attach(b->blocks, data, e);
+    buf *subj = &b->s_subj, *html = &b->s_html, *text = &b->s_text;
     buf_reset(subj);
     buf_reset(html);
     buf_reset(text);
     if (!rc)
-        rc = render(w, w->subject, data, false, subj, e);
+        rc = render(b, b->subject, data, false, subj, e);
     /* {{campaign.subject}} in the body is this recipient's subject, not
      * the subject's template. */
     if (!rc) {
@@ -282,15 +381,15 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
                             json_stringn(subj->data ? subj->data : "", sl));
         subj->len = sl;
     }
-    if (!rc && w->html)
-        rc = render(w, w->html, data, true, html, e);
-    if (!rc && w->text)
-        rc = render(w, w->text, data, false, text, e);
+    if (!rc && b->html)
+        rc = render(b, b->html, data, true, html, e);
+    if (!rc && b->text)
+        rc = render(b, b->text, data, false, text, e);
     /* The VERP names the delivery with a tag only this installation can
      * make (track/token.h): mail to it suppresses or unsubscribes. */
     char verp[ADDR_MAX + 3], camp[32], tok[TRACK_VERP_MAX + 1];
     snprintf(camp, sizeof camp, "c%lld", (long long)w->c.id);
-    track_verp_token(w->mc.key, w->c.id, r->d.id, tok);
+    track_verp_token(b->mc.key, w->c.id, r->d.id, tok);
     if (!rc)
         rc = msg_verp_build("bounces", camp, tok, w->from_domain, verp, e);
     const char *unsub = json_string_value(json_object_get(data, "unsubscribe_url"));
@@ -303,25 +402,14 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
         snprintf(to, sizeof to, "%s", r->d.email);
     if (strchr(r->sub.name ? r->sub.name : "", '"') || strchr(r->sub.name ? r->sub.name : "", '\\'))
         snprintf(to, sizeof to, "%s", r->d.email);
-    /* The Message-ID starts with the delivery id, zero-padded: ids rise as
-     * a campaign goes, so the index inbound mail finds a message by (its
-     * In-Reply-To, a bounce's copy) grows at its end instead of at random
-     * places (random IDs cost a quarter of the send rate in index pages
-     * written); the tag, keyed by the installation's secret, keeps it
-     * unique across installations and unguessable from another message's
-     * (a bounce quoting it acts on its delivery), and the same for every
-     * attempt of one delivery. */
-    char msgid[40 + ADDR_DOMAIN_MAX], mtag[TRACK_TAG_LEN + 1];
-    track_tag(w->mc.key, 'm', w->c.id, r->d.id, mtag);
-    snprintf(msgid, sizeof msgid, "d%012lld.%s@%s", (long long)r->d.id, mtag, w->from_domain);
     msg_spec ms = {.to = to,
-                   .message_id = msgid,
+                   .message_id = j->message_id,
                    .subject = subj->data ? subj->data : "",
                    .subject_len = subj->len,
-                   .html = w->html ? (html->data ? html->data : "") : NULL,
+                   .html = b->html ? (html->data ? html->data : "") : NULL,
                    .html_len = html->len,
-                   .text = w->text ? (text->data ? text->data : "") : NULL,
-                   .text_len = w->text ? msg_text_unescape(text->data, text->len) : 0,
+                   .text = b->text ? (text->data ? text->data : "") : NULL,
+                   .text_len = b->text ? msg_text_unescape(text->data, text->len) : 0,
                    /* One-click (RFC 8058) needs https; the mailto, to this
                     * message's own return path, always works: inbound mail
                     * to it saying "unsubscribe" unsubscribes (inbound/act). */
@@ -331,16 +419,16 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
     msg_info info;
     /* Signed, the DKIM-Signature field comes first: the message is built
      * apart and follows it; unsigned, it is built in the job's buffer. */
-    buf *body = w->keys ? &w->s_body : &j->msg;
+    buf *body = b->keys ? &b->s_body : &j->msg;
     buf_reset(body);
+    buf_reset(&j->msg);
     if (!rc)
         rc = msg_build(w->env, &ms, body, &info, e);
-    if (!rc && w->keys &&
-        !(rc = dkim_keyset_sign(w->keys, body->data, body->len, unix_now(), &j->msg, e)))
+    if (!rc && b->keys &&
+        !(rc = dkim_keyset_sign(b->keys, body->data, body->len, unix_now(), &j->msg, e)))
         rc = buf_append(&j->msg, body->data, body->len);
     if (!rc) {
         snprintf(j->rcpt, sizeof j->rcpt, "%s", info.rcpt_to);
-        snprintf(j->message_id, sizeof j->message_id, "%s", info.message_id);
         snprintf(j->mail_from, sizeof j->mail_from, "%s", info.mail_from);
         j->rcpts[0] = j->rcpt;
         j->sm = (smtp_msg){.from = j->mail_from, .rcpt = j->rcpts, .nrcpt = 1,
@@ -348,6 +436,162 @@ static int build(struct worker *w, const due_rec *r, struct job *j, td_error *e)
     }
     json_decref(data);
     return rc;
+}
+
+/* ---- builders ------------------------------------------------------------------------ */
+
+/* The number of builder threads: TIDINGS_BUILDERS when set (0: the loop
+ * builds, as on one CPU), else one per CPU but the loop's, at most four.
+ * Building (render, MIME, DKIM) is about half of a message's CPU, the
+ * delivery log and the SMTP conversations the other half, which stays on
+ * the loop's thread. */
+static int builder_count(void)
+{
+    const char *env = getenv("TIDINGS_BUILDERS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (!*end && n >= 0 && n <= 16)
+            return (int)n;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus <= 1 ? 0 : cpus - 1 > 4 ? 4 : (int)cpus - 1;
+}
+
+static int builder_init(struct worker *w, struct builder *b, store *st, td_error *e)
+{
+    b->w = w;
+    b->st = st;
+    b->mc = w->mc;
+    msg_context_memo_on(&b->mc);
+    buf_init(&b->s_subj, BUF_NOCAP);
+    buf_init(&b->s_html, BUF_NOCAP);
+    buf_init(&b->s_text, BUF_NOCAP);
+    buf_init(&b->s_body, BUF_NOCAP);
+    int rc;
+    if ((rc = compile("the subject", w->c.subject, &b->subject, e)) ||
+        (rc = compile("the HTML template", w->c.html, &b->html, e)) ||
+        (rc = compile("the text template", w->c.text, &b->text, e)))
+        return rc;
+    rc = dkim_keyset_load(w->s, w->from_domain, &b->keys, e);
+    if (rc == TD_ENOTFOUND)
+        b->keys = NULL; /* unsigned: the domain has no key */
+    else if (rc)
+        return rc;
+    b->blocks = blocks_new(st, 0);
+    return TD_OK;
+}
+
+static void builder_free(struct builder *b)
+{
+    msg_context_memo_off(&b->mc);
+    blocks_free(b->blocks);
+    dkim_keyset_free(b->keys);
+    tmpl_free(b->subject);
+    tmpl_free(b->html);
+    tmpl_free(b->text);
+    buf_free(&b->s_subj);
+    buf_free(&b->s_html);
+    buf_free(&b->s_text);
+    buf_free(&b->s_body);
+    if (b->st != b->w->s)
+        store_close(b->st);
+}
+
+static void wake_loop(struct worker *w)
+{
+    uint64_t one = 1;
+    while (write(w->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+static void *builder_thread(void *arg)
+{
+    struct builder *b = arg;
+    struct worker *w = b->w;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct job *j;
+        while (!(j = jobq_pop(&w->todo)) && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!j)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        j->build_rc = build(b, &j->due, j, &j->build_err);
+        pthread_mutex_lock(&w->mu);
+        bool was_empty = !w->done.head;
+        jobq_push(&w->done, j);
+        if (was_empty)
+            wake_loop(w);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* builders_start sets up the builders: threads, each on a database
+ * connection of its own (the content library is read while rendering), or
+ * the loop's one when there are none or a connection cannot be had. */
+static int builders_start(struct worker *w)
+{
+    td_error *e = w->e;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    jobq_init(&w->todo);
+    jobq_init(&w->done);
+    w->wake_fd = -1;
+    int want = builder_count();
+    const char *loc = store_location(w->s);
+    if (want > 0 && loc && strcmp(loc, ":memory:"))
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        want = 0;
+    w->b = xcalloc((size_t)(want ? want : 1), sizeof *w->b);
+    if (!want) {
+        w->nb = 0;
+        return builder_init(w, &w->b[0], w->s, e);
+    }
+    for (int i = 0; i < want; i++) {
+        store *st = NULL;
+        int rc = store_open(loc, &st, e);
+        if (!rc) {
+            rc = builder_init(w, &w->b[i], st, e);
+            w->nb = i + 1; /* freed by builders_stop from here */
+        }
+        if (!rc && pthread_create(&w->b[i].thread, NULL, builder_thread, &w->b[i]))
+            rc = td_err_set(e, TD_EIO, "cannot start a message builder thread");
+        if (rc)
+            return rc;
+        w->b[i].started = true;
+    }
+    return TD_OK;
+}
+
+/* builders_stop ends the threads (after the job each is making) and frees
+ * the builders; jobs still queued for them go back to the free list (their
+ * deliveries stay as the log has them). */
+static void builders_stop(struct worker *w)
+{
+    if (!w->b)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nb; i++)
+        if (w->b[i].started)
+            pthread_join(w->b[i].thread, NULL);
+    for (int i = 0; i < (w->nb ? w->nb : 1); i++)
+        if (w->b[i].w)
+            builder_free(&w->b[i]);
+    struct job *j;
+    while ((j = jobq_pop(&w->todo)) || (j = jobq_pop(&w->done)))
+        job_put(w, j);
+    free(w->b);
+    w->b = NULL;
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
@@ -359,15 +603,15 @@ struct fill {
     int rc;
 };
 
-/* One due delivery: make its message and mark it sending (in the caller's
- * transaction); a recipient who no longer wants it, or whose message cannot
- * be made, is recorded as failed with the reason. */
+/* One due delivery: mark it sending (in the caller's transaction) for a
+ * builder to make its message, or make it here when the loop builds; a
+ * recipient who no longer wants it, or whose message cannot be made here,
+ * is recorded as failed with the reason. */
 static int take_due(void *ud, const due_rec *r)
 {
     struct fill *f = ud;
     struct worker *w = f->w;
     delivery_rec d = r->d;
-    td_error be = {0};
     if (!r->wanted || !r->d.subscriber_id) {
         d.status = "failed";
         d.last_reply = "not sent: unsubscribed, blocklisted or suppressed since the campaign "
@@ -376,23 +620,30 @@ static int take_due(void *ud, const due_rec *r)
         return store_delivery_update(w->s, &d, w->e);
     }
     struct job *j = job_get(w);
-    int rc = build(w, r, j, &be);
-    if (rc == TD_EINVAL || rc == TD_ETOOBIG) {
-        job_put(w, j);
-        d.status = "failed";
-        d.attempts++;
-        d.last_reply = be.msg;
-        w->prog.failed++;
-        return store_delivery_update(w->s, &d, w->e);
-    }
-    if (rc) {
-        job_put(w, j);
-        *w->e = be;
-        return rc;
-    }
     j->delivery_id = r->d.id;
     j->attempts = r->d.attempts + 1;
     j->maybe_dup = r->d.maybe_duplicate;
+    message_id(w, r->d.id, j->message_id);
+    int rc = 0;
+    if (w->nb) {
+        due_copy(&j->due, r);
+    } else {
+        td_error be = {0};
+        rc = build(&w->b[0], r, j, &be);
+        if (rc == TD_EINVAL || rc == TD_ETOOBIG) {
+            job_put(w, j);
+            d.status = "failed";
+            d.attempts++;
+            d.last_reply = be.msg;
+            w->prog.failed++;
+            return store_delivery_update(w->s, &d, w->e);
+        }
+        if (rc) {
+            job_put(w, j);
+            *w->e = be;
+            return rc;
+        }
+    }
     d.status = "sending";
     d.attempts = j->attempts;
     d.message_id = j->message_id;
@@ -404,13 +655,90 @@ static int take_due(void *ud, const due_rec *r)
     return 0;
 }
 
+/* requeue puts job j's delivery back in the queue (never on the wire) and
+ * drops the job; in the caller's transaction, or on its own with e NULL. */
+static int requeue(struct worker *w, struct job *j, td_error *e)
+{
+    delivery_rec d = {.id = j->delivery_id, .status = "queued", .attempts = j->attempts - 1,
+                      .maybe_duplicate = j->maybe_dup};
+    int rc = store_delivery_update(w->s, &d, e);
+    job_put(w, j);
+    w->inflight--;
+    return rc;
+}
+
+/* take_built takes the builders' finished jobs: a message made goes to
+ * ready[] for the pool, unless the worker is stopping; the others (to go
+ * back to the queue, or whose message could not be made) to *fix, for
+ * settle_built. No database work, so that a turn with nothing to record
+ * needs no transaction. */
+static void take_built(struct worker *w, bool stopping, struct job **ready, size_t *nready,
+                       struct jobq *fix)
+{
+    uint64_t v;
+    if (read(w->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)
+        log_warn("worker: reading the builders' wake-up: %s", strerror(errno));
+    pthread_mutex_lock(&w->mu);
+    struct job *j = w->done.head;
+    jobq_init(&w->done);
+    pthread_mutex_unlock(&w->mu);
+    while (j) {
+        struct job *next = j->next;
+        if (!j->build_rc && !stopping)
+            ready[(*nready)++] = j;
+        else
+            jobq_push(fix, j);
+        j = next;
+    }
+}
+
+/* settle_built records (in the caller's transaction) the jobs take_built
+ * set apart: one made while stopping goes back to the queue; a recipient
+ * whose message cannot be made is recorded as failed; another failure
+ * stops the run. Every job is dropped. */
+static int settle_built(struct worker *w, struct jobq *fix)
+{
+    int rc = 0;
+    struct job *j;
+    while ((j = jobq_pop(fix))) {
+        if (rc) {
+            job_put(w, j);
+            w->inflight--;
+        } else if (!j->build_rc) {
+            rc = requeue(w, j, w->e);
+        } else if (j->build_rc == TD_EINVAL || j->build_rc == TD_ETOOBIG) {
+            delivery_rec d = {.id = j->delivery_id, .status = "failed",
+                              .attempts = j->attempts, .last_reply = j->build_err.msg,
+                              .maybe_duplicate = j->maybe_dup};
+            w->prog.failed++;
+            rc = store_delivery_update(w->s, &d, w->e);
+            job_put(w, j);
+            w->inflight--;
+        } else {
+            *w->e = j->build_err;
+            rc = j->build_rc;
+            job_put(w, j);
+            w->inflight--;
+        }
+    }
+    return rc;
+}
+
+/* submit hands job j, committed as sending, to the pool; one the pool
+ * refuses before any wire goes back to the queue at once. */
+static void submit(struct worker *w, struct job *j)
+{
+    td_error se = {0};
+    if (pool_submit(w->p, j, &j->sm, -1, &se))
+        requeue(w, j, NULL);
+}
+
 /* record writes the result of job j (in the caller's transaction). */
 static int record(struct worker *w, struct job *j, const pool_result *pr)
 {
     delivery_rec d = {.id = j->delivery_id,
                       .attempts = j->attempts,
-                      .message_id = j->message_id,
-                      .maybe_duplicate = j->maybe_dup,
+                      .maybe_duplicate = j->maybe_dup, /* message_id: as claimed */
                       .relay_id = pr->relay >= 0 ? w->relay_db_id[pr->relay] : 0};
     const smtp_rcpt_result *rr = pr->res.nrcpt ? &pr->res.rcpt[0] : NULL;
     smtp_rcpt_result none = {.status = SMTP_TEMP};
@@ -470,18 +798,15 @@ static void report(struct worker *w)
 int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, td_error *e)
 {
     static const worker_opts none = {0};
-    struct worker w = {.s = s, .o = o ? o : &none, .e = e};
-    buf_init(&w.s_subj, BUF_NOCAP);
-    buf_init(&w.s_html, BUF_NOCAP);
-    buf_init(&w.s_text, BUF_NOCAP);
-    buf_init(&w.s_body, BUF_NOCAP);
+    struct worker w = {.s = s, .o = o ? o : &none, .e = e, .wake_fd = -1};
     *state = "running";
     int rc = setup(&w, id);
     uint64_t n = 0;
     /* Left `sending` by a crash: they may have been on the wire. */
     if (!rc)
         rc = store_delivery_requeue(s, id, "sending", true, unix_now(), &n, e);
-    struct job **batch = xcalloc(w.max_inflight ? w.max_inflight : 1, sizeof *batch);
+    size_t cap = w.max_inflight ? w.max_inflight : 1;
+    struct job **batch = xcalloc(cap, sizeof *batch), **ready = xcalloc(cap, sizeof *ready);
     int64_t next_check = 0, next_report = 0;
     bool stopping = false;
     while (!rc) {
@@ -498,21 +823,27 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
                 *state = shutdown                      ? "running"
                          : !strcmp(c.state, "paused") ? "paused"
                                                        : "cancelled";
-                /* Messages not on a connection yet go back to the queue. */
+                /* Messages not on a connection yet go back to the queue:
+                 * those waiting for a builder now, those being made when
+                 * they are taken from the builders (take_built). */
                 void *back[256];
                 size_t k;
                 if ((rc = store_begin(s, e)))
                     break;
+                struct jobq todo = {0};
+                if (w.nb) {
+                    pthread_mutex_lock(&w.mu);
+                    todo = w.todo;
+                    jobq_init(&w.todo);
+                    pthread_mutex_unlock(&w.mu);
+                }
+                for (struct job *j = todo.head, *next; j && !rc; j = next) {
+                    next = j->next;
+                    rc = requeue(&w, j, e);
+                }
                 while (!rc && (k = pool_withdraw(w.p, back, 256)) > 0)
-                    for (size_t i = 0; i < k && !rc; i++) {
-                        struct job *j = back[i];
-                        delivery_rec d = {.id = j->delivery_id, .status = "queued",
-                                          .attempts = j->attempts - 1,
-                                          .maybe_duplicate = j->maybe_dup};
-                        rc = store_delivery_update(s, &d, e);
-                        job_put(&w, j);
-                        w.inflight--;
-                    }
+                    for (size_t i = 0; i < k && !rc; i++)
+                        rc = requeue(&w, back[i], e);
                 rc = rc ? rc : store_commit(s, e);
                 if (rc)
                     store_rollback(s);
@@ -521,43 +852,67 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
         }
         if (rc)
             break;
-        /* Results in, new messages out: one transaction for both. */
-        if ((rc = store_begin(s, e)))
-            break;
-        pool_result pr;
-        while (!rc && pool_take_result(w.p, &pr)) {
-            struct job *j = pr.job;
-            rc = record(&w, j, &pr);
-            pool_result_clear(&pr);
-            job_put(&w, j);
-            w.inflight--;
-        }
+        /* Results in, new messages out: one transaction for both, and
+         * none when there is nothing to record or claim (most turns with
+         * builders only hand made messages to the pool). */
+        size_t nready = 0;
+        struct jobq fix;
+        jobq_init(&fix);
+        if (w.nb)
+            take_built(&w, stopping, ready, &nready, &fix);
+        bool claim = !stopping && w.inflight <= w.max_inflight * 3 / 4;
         struct fill f = {.w = &w, .batch = batch};
         bool more_due = false;
-        if (!rc && !stopping && w.inflight <= w.max_inflight * 3 / 4) {
-            unsigned room = w.max_inflight - w.inflight;
-            rc = store_delivery_due(s, id, unix_now(), room, take_due, &f, e);
-            more_due = f.n > 0;
+        if (claim || fix.head || pool_results(w.p)) {
+            if ((rc = store_begin(s, e)))
+                goto failed;
+            pool_result pr;
+            while (!rc && pool_take_result(w.p, &pr)) {
+                struct job *j = pr.job;
+                rc = record(&w, j, &pr);
+                pool_result_clear(&pr);
+                job_put(&w, j);
+                w.inflight--;
+            }
+            if (!rc)
+                rc = settle_built(&w, &fix);
+            if (!rc && claim) {
+                unsigned room = w.max_inflight - w.inflight;
+                rc = store_delivery_due(s, id, unix_now(), room, take_due, &f, e);
+                more_due = f.n > 0;
+            }
+            rc = rc ? rc : store_commit(s, e);
+            if (rc)
+                store_rollback(s);
         }
-        rc = rc ? rc : store_commit(s, e);
+    failed:
         if (rc) {
-            store_rollback(s);
             for (size_t i = 0; i < f.n; i++)
                 job_put(&w, batch[i]);
+            for (size_t i = 0; i < nready; i++) {
+                job_put(&w, ready[i]);
+                w.inflight--;
+            }
+            for (struct job *j; (j = jobq_pop(&fix));) {
+                job_put(&w, j);
+                w.inflight--;
+            }
             break;
         }
-        /* Committed as `sending`: now they may go on the wire. */
-        for (size_t i = 0; i < f.n; i++) {
-            td_error se = {0};
-            if (pool_submit(w.p, batch[i], &batch[i]->sm, -1, &se)) {
-                /* Refused before any wire: back to the queue at once. */
-                delivery_rec d = {.id = batch[i]->delivery_id, .status = "queued",
-                                  .attempts = batch[i]->attempts - 1};
-                store_delivery_update(s, &d, NULL);
-                job_put(&w, batch[i]);
-                continue;
-            }
-            w.inflight++;
+        /* Committed as `sending`: now they may be made and go on the
+         * wire. */
+        for (size_t i = 0; i < nready; i++)
+            submit(&w, ready[i]);
+        w.inflight += (unsigned)f.n;
+        if (w.nb && f.n) {
+            pthread_mutex_lock(&w.mu);
+            for (size_t i = 0; i < f.n; i++)
+                jobq_push(&w.todo, batch[i]);
+            pthread_cond_broadcast(&w.cv);
+            pthread_mutex_unlock(&w.mu);
+        } else {
+            for (size_t i = 0; i < f.n; i++)
+                submit(&w, batch[i]);
         }
         if (now_ms >= next_report) {
             next_report = now_ms + 1000;
@@ -583,11 +938,12 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
             pool_poll(w.p, WORKER_CHECK_MS);
             continue;
         }
-        pool_poll(w.p, w.inflight ? 50 : 0);
+        pool_poll_fd(w.p, w.nb ? w.wake_fd : -1, NULL, w.inflight ? 50 : 0);
     }
     if (rc) {
-        /* Whatever is still in the pool stays marked sending: a restart
-         * queues it again. Free the jobs without recording anything. */
+        /* Whatever is still in the pool or with the builders stays marked
+         * sending: a restart queues it again. Free the jobs without
+         * recording anything (builders_stop frees the builders'). */
         void *back[256];
         size_t k;
         while ((k = pool_withdraw(w.p, back, 256)) > 0)
@@ -604,6 +960,7 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
     }
     report(&w);
     free(batch);
+    free(ready);
     teardown(&w);
     return rc;
 }

@@ -576,6 +576,28 @@ static void body_fill(smtp_conn *c)
                 continue;
             }
         }
+        /* fastest path: a run of lines already in wire form (CRLF ends,
+         * no bare CR, none starting with '.') goes out in one copy, as a
+         * built message almost always is */
+        size_t run = i;
+        bool bol = c->bol;
+        for (;;) {
+            const char *lf = memchr(d + run, '\n', lim - run);
+            if (!lf)
+                break;
+            size_t p = (size_t)(lf - d);
+            if (p == run || d[p - 1] != '\r' || (bol && d[run] == '.') ||
+                memchr(d + run, '\r', p - 1 - run))
+                break;
+            run = p + 1;
+            bol = true;
+        }
+        if (run > i) {
+            buf_append(o, d + i, run - i);
+            c->bol = true;
+            i = run;
+            continue;
+        }
         /* fast path: a whole line with no bare CR inside */
         const char *nl = memchr(d + i, '\n', lim - i);
         if (nl) {

@@ -1,9 +1,11 @@
 /* store: picks a backend by location and dispatches (see store.h). */
 #include "store/store.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store_sqlite.h"
+#include "util/xalloc.h"
 
 int store_open_at_version(const char *location, int max_version, store **out, td_error *e)
 {
@@ -13,7 +15,15 @@ int store_open_at_version(const char *location, int max_version, store **out, td
     if (!strncmp(location, "postgres://", 11) || !strncmp(location, "postgresql://", 13))
         return td_err_set(e, TD_EINVAL,
                           "PostgreSQL is not available in this build; use a SQLite file path");
-    return store_sqlite_open(location, max_version, out, e);
+    int rc = store_sqlite_open(location, max_version, out, e);
+    if (!rc)
+        (*out)->location = xstrdup(location);
+    return rc;
+}
+
+const char *store_location(const store *s)
+{
+    return s->location;
 }
 
 int store_open(const char *location, store **out, td_error *e)
@@ -23,8 +33,11 @@ int store_open(const char *location, store **out, td_error *e)
 
 void store_close(store *s)
 {
-    if (s)
+    if (s) {
+        free(s->location);
+        s->location = NULL;
         s->ops->close(s);
+    }
 }
 
 int store_latest_version(void)

@@ -171,6 +171,7 @@ struct store_ops {
 /* Every backend's handle starts with this. */
 struct store {
     const struct store_ops *ops;
+    char *location; /* as given to store_open (set by it, freed by store_close) */
 };
 
 /* store_open opens the database at location (a file path for SQLite; a
@@ -182,6 +183,10 @@ int store_open(const char *location, store **out, td_error *e);
 /* store_open_at_version is store_open for tests of upgrades: it applies
  * migrations only up to max_version. */
 int store_open_at_version(const char *location, int max_version, store **out, td_error *e);
+
+/* store_location returns the location s was opened at (borrowed), so that
+ * a thread that needs a connection of its own can open the same database. */
+const char *store_location(const store *s);
 
 /* store_close closes s; NULL is a no-op. */
 void store_close(store *s);
@@ -306,7 +311,8 @@ int store_delivery_each(store *s, int64_t campaign_id, const char *status, deliv
 int store_delivery_due(store *s, int64_t campaign_id, int64_t now, unsigned limit, due_cb cb,
                        void *ud, td_error *e);
 /* store_delivery_update writes d's status, attempts, next_at, last_reply,
- * relay_id, message_id and maybe_duplicate (by d->id), updated_at = now. */
+ * relay_id, message_id and maybe_duplicate (by d->id), updated_at = now;
+ * a NULL message_id leaves the stored one as it is. */
 int store_delivery_update(store *s, const delivery_rec *d, td_error *e);
 /* store_delivery_requeue puts the campaign's deliveries of `status` back to
  * queued (setting maybe_duplicate when asked: a message that was on the

@@ -134,6 +134,17 @@ class Delivery(unittest.TestCase):
         self.ok("relay", "add", "smtp://127.0.0.1:%d?tls=none" % port, "--max-conns", "4")
         return sink
 
+    def sink_rcpts(self, dump):
+        """The envelope recipients of the messages smtp-sink wrote to dump
+        (each file starts with an X-Rcpt-Args line), with their counts."""
+        rcpts = collections.Counter()
+        for fn in glob.glob(os.path.join(dump, "*")):
+            with open(fn, "rb") as f:
+                for line in f.read(2048).decode("utf-8", "replace").splitlines():
+                    if line.startswith("X-Rcpt-Args: <"):
+                        rcpts[line[len("X-Rcpt-Args: <"):].split(">")[0]] += 1
+        return rcpts
+
     def test_reaches_smtp_sink(self):
         who = self.audience(500)
         dump = os.path.join(self.dir, "dump")
@@ -145,18 +156,63 @@ class Delivery(unittest.TestCase):
         finally:
             sink.terminate()
             sink.wait(10)
-        # smtp-sink writes each message to its own file, the envelope
-        # recipient in an X-Rcpt-Args line at the top
-        rcpts = collections.Counter()
-        for fn in glob.glob(os.path.join(dump, "*")):
-            with open(fn, "rb") as f:
-                for line in f.read(2048).decode("utf-8", "replace").splitlines():
-                    if line.startswith("X-Rcpt-Args: <"):
-                        rcpts[line[len("X-Rcpt-Args: <"):].split(">")[0]] += 1
+        rcpts = self.sink_rcpts(dump)
         self.assertEqual(sorted(rcpts), sorted(who))
         self.assertTrue(all(n == 1 for n in rcpts.values()))
         st = json.loads(self.ok("campaign", "status", str(cid), "--json"))
         self.assertEqual((st["state"], st["sent"], st["total"]), ("finished", 500, 500))
+
+    def test_builders(self):
+        """Messages are made by builder threads (one per CPU but one by
+        default); TIDINGS_BUILDERS=0 makes them in the delivery loop, as on
+        one CPU, and 3 runs three threads: each way every recipient gets
+        one message, addressed and personalised for them, and a recipient
+        whose message cannot be made is recorded as failed."""
+        who = self.audience(300)
+        # A tracked link that is no URL for one recipient only: its message
+        # cannot be made.
+        self.ok("subscriber", "add", "bad@example.com", "--name", "Bad", "--list", "L",
+                "--attr", "site=not a url")
+        with open(self.html, "w", encoding="utf-8") as f:
+            f.write("<p>Hi {{subscriber.first_name}}</p>"
+                    '<a href="{{#track}}{{#subscriber.attributes.site}}'
+                    "{{subscriber.attributes.site}}{{/subscriber.attributes.site}}"
+                    "{{^subscriber.attributes.site}}https://shop.example/{{subscriber.id}}"
+                    '{{/subscriber.attributes.site}}{{/track}}">x</a>')
+        for n in ("0", "3"):
+            with self.subTest(builders=n):
+                dump = os.path.join(self.dir, "dump" + n)
+                sink = self.sink_relay(dump)
+                try:
+                    cid = self.campaign()
+                    p = subprocess.run([BIN, "campaign", "start", str(cid), "--wait", "--db",
+                                        self.db], capture_output=True, text=True, timeout=120,
+                                       env=dict(os.environ, TIDINGS_BUILDERS=n))
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertIn("finished: 300 sent, 1 failed", p.stdout)
+                finally:
+                    sink.terminate()
+                    sink.wait(10)
+                    for line in self.ok("relay", "ls", "--json").splitlines():
+                        self.ok("relay", "rm", str(json.loads(line)["id"]))
+                rcpts = self.sink_rcpts(dump)
+                self.assertEqual(sorted(rcpts), sorted(who))
+                self.assertTrue(all(k == 1 for k in rcpts.values()))
+                for fn in glob.glob(os.path.join(dump, "*"))[:50]:
+                    with open(fn, "rb") as f:
+                        m = email.message_from_binary_file(f, policy=email.policy.default)
+                    rcpt = m["X-Rcpt-Args"].split("<")[1].split(">")[0]
+                    self.assertEqual(m["To"].addresses[0].addr_spec, rcpt)
+                    self.assertEqual(m["Subject"], "News for ليلى")
+                    self.assertIn("Hi ليلى", m.get_body(("html",)).get_content())
+                failed = self.q("SELECT d.email, d.last_reply, d.message_id FROM deliveries d "
+                                "WHERE d.campaign_id = %d AND d.status = 'failed'" % cid)
+                self.assertEqual(len(failed), 1, failed)
+                self.assertEqual(failed[0][0], "bad@example.com")
+                self.assertIn("not an http or https URL", failed[0][1])
+                sent = self.q("SELECT count(*) FROM deliveries WHERE campaign_id = %d AND "
+                              "status = 'sent' AND message_id LIKE 'd%%.%%@example.com'" % cid)
+                self.assertEqual(sent[0][0], 300)
 
     def test_demo_campaign_reaches_smtp_sink(self):
         """The demo's data, names in Arabic, Thai and Latin script, from a
