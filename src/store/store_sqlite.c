@@ -882,7 +882,7 @@ int store_sqlite_open(const char *path, int max_version, store **out, td_error *
      * CPU a message more than 8 KiB). Only takes effect on a new database,
      * so it must come before journal_mode. */
     rc = exec_sql(q,
-                  "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                  "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                   " PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;"
                   " PRAGMA temp_store = MEMORY;",
                   e, "setting up the database");
