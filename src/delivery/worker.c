@@ -530,7 +530,9 @@ static void *builder_thread(void *arg)
 
 /* builders_start sets up the builders: threads, each on a database
  * connection of its own (the content library is read while rendering), or
- * the loop's one when there are none or a connection cannot be had. */
+ * one used by the loop itself on the loop's connection when there are to be
+ * none (one CPU, TIDINGS_BUILDERS=0, an in-memory database, no eventfd). A
+ * connection that cannot be opened is an error, as at the loop's start. */
 static int builders_start(struct worker *w)
 {
     td_error *e = w->e;
