@@ -91,7 +91,6 @@ struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct jobq todo, done;
-    size_t nbuilding; /* claimed, not yet taken from done */
     bool quit;
     int wake_fd;
     td_error *e;
@@ -115,6 +114,17 @@ static struct job *jobq_pop(struct jobq *q)
     struct job *j = q->head;
     if (j && !(q->head = j->next))
         q->tail = &q->head;
+    return j;
+}
+
+/* jobq_take empties q, shared with the builders, and returns its jobs in
+ * order (linked by next). */
+static struct job *jobq_take(struct worker *w, struct jobq *q)
+{
+    pthread_mutex_lock(&w->mu);
+    struct job *j = q->head;
+    jobq_init(q);
+    pthread_mutex_unlock(&w->mu);
     return j;
 }
 
@@ -540,7 +550,6 @@ static int builders_start(struct worker *w)
     pthread_cond_init(&w->cv, NULL);
     jobq_init(&w->todo);
     jobq_init(&w->done);
-    w->wake_fd = -1;
     int want = builder_count();
     const char *loc = store_location(w->s);
     if (want > 0 && loc && strcmp(loc, ":memory:"))
@@ -680,10 +689,7 @@ static void take_built(struct worker *w, bool stopping, struct job **ready, size
     uint64_t v;
     if (read(w->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)
         log_warn("worker: reading the builders' wake-up: %s", strerror(errno));
-    pthread_mutex_lock(&w->mu);
-    struct job *j = w->done.head;
-    jobq_init(&w->done);
-    pthread_mutex_unlock(&w->mu);
+    struct job *j = jobq_take(w, &w->done);
     while (j) {
         struct job *next = j->next;
         if (!j->build_rc && !stopping)
@@ -832,16 +838,15 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
                 size_t k;
                 if ((rc = store_begin(s, e)))
                     break;
-                struct jobq todo = {0};
-                if (w.nb) {
-                    pthread_mutex_lock(&w.mu);
-                    todo = w.todo;
-                    jobq_init(&w.todo);
-                    pthread_mutex_unlock(&w.mu);
-                }
-                for (struct job *j = todo.head, *next; j && !rc; j = next) {
+                for (struct job *j = w.nb ? jobq_take(&w, &w.todo) : NULL, *next; j;
+                     j = next) {
                     next = j->next;
-                    rc = requeue(&w, j, e);
+                    if (!rc) {
+                        rc = requeue(&w, j, e);
+                    } else { /* the store failed: the run stops; they stay sending */
+                        job_put(&w, j);
+                        w.inflight--;
+                    }
                 }
                 while (!rc && (k = pool_withdraw(w.p, back, 256)) > 0)
                     for (size_t i = 0; i < k && !rc; i++)
