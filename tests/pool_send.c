@@ -58,7 +58,7 @@ static void usage(void)
     fprintf(stderr, "usage: pool_send --relay URL [--conns K] [--rate R] ... [--count N] "
                     "[--domains a,b] [--rcpt A]... [--domain-limit D=N]... [--global R] "
                     "[--timeout MS] [--retry-ms MS] [--max-attempts N] [--max-age MS] "
-                    "[--down-ms MS] [--idle MS] [--size B] [--deadline MS]\n");
+                    "[--down-ms MS] [--idle MS] [--size B] [--deadline MS] [--hold 0|1]\n");
     exit(2);
 }
 
@@ -149,6 +149,10 @@ int main(int argc, char **argv)
             pol.max_age_ms = strtoll(v, NULL, 10);
         } else if (!strcmp(k, "--down-ms")) {
             po.down.base_ms = strtoll(v, NULL, 10);
+        } else if (!strcmp(k, "--hold")) {
+            /* as the delivery worker: a connection's next message waits
+             * until its last result is taken */
+            po.hold_until_taken = strtol(v, NULL, 10) != 0;
         } else if (!strcmp(k, "--idle")) {
             po.idle_ms = (unsigned)strtoul(v, NULL, 10);
         } else if (!strcmp(k, "--size")) {

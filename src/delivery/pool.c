@@ -48,7 +48,8 @@ typedef struct prelay {
 typedef struct pconn {
     smtp_conn *c;
     int relay;
-    pjob *job; /* in flight, until its result is taken */
+    pjob *job;  /* in flight, until its result is taken */
+    pjob *next; /* queued behind it (smtp_conn_queue) */
     int64_t idle_since;
     bool was_ready;
     bool held;      /* hold_until_taken: its last result is not taken yet */
@@ -117,6 +118,19 @@ static void job_unlink(pool *p, pjob *j)
     p->npend--;
 }
 
+/* job_push_front puts j back at the head of the waiting jobs. */
+static void job_push_front(pool *p, pjob *j)
+{
+    j->prev = NULL;
+    j->next = p->pend_head;
+    if (p->pend_head)
+        p->pend_head->prev = j;
+    else
+        p->pend_tail = j;
+    p->pend_head = j;
+    p->npend++;
+}
+
 void pool_free(pool *p)
 {
     if (!p)
@@ -124,6 +138,7 @@ void pool_free(pool *p)
     for (size_t i = 0; i < p->nconns; i++) {
         smtp_conn_free(p->conns[i]->c);
         free(p->conns[i]->job);
+        free(p->conns[i]->next);
         free(p->conns[i]);
     }
     free(p->conns);
@@ -425,6 +440,27 @@ static void conn_assign(pool *p, pconn *pc, int64_t now)
     }
 }
 
+/* Queues the next waiting job behind the message in flight on pc, so its
+ * envelope goes out with that message's final dot (smtp_conn_queue): the
+ * server answers both in one turn. */
+static void conn_queue(pool *p, pconn *pc, int64_t now)
+{
+    if (pc->next || !pc->job || !p->pend_head || !smtp_conn_can_queue(pc->c))
+        return;
+    pjob *j = next_job(p, pc->relay, now);
+    if (!j)
+        return;
+    td_error e;
+    if (smtp_conn_queue(pc->c, &j->msg, &e)) {
+        /* this relay refuses it without a word (SIZE, SMTPUTF8): it goes on
+         * its own when a connection is READY, for that refusal */
+        job_push_front(p, j);
+        return;
+    }
+    pc->next = j;
+    p->ninflight++;
+}
+
 static void maildir_run(pool *p, int i, int64_t now)
 {
     prelay *r = p->relays[i];
@@ -494,7 +530,12 @@ static bool conn_collect(pool *p, size_t k, int64_t now)
         }
         push_result(p, pr);
         free(pc->job);
-        pc->job = NULL;
+        /* the queued message is in flight now; its body goes once the
+         * result is taken (pool_take_result) when results are held */
+        pc->job = pc->next;
+        pc->next = NULL;
+        if (pc->job && !pc->held)
+            smtp_conn_release(pc->c);
         p->ninflight--;
         pc->idle_since = now;
     }
@@ -515,9 +556,17 @@ static bool conn_collect(pool *p, size_t k, int64_t now)
         if (err->code != TD_OK)
             relay_fail(p, pc->relay, err, now);
     }
-    if (pc->job) /* cannot happen: a message in flight always ends with a result */
-        result_local(p, pc->job, pc->relay, SMTP_TEMP, err);
-    pc->job = NULL;
+    /* A message queued behind the last one never went on the wire (a
+     * message in flight always ends with a result): it waits again. */
+    if (pc->job) {
+        job_push_front(p, pc->job);
+        p->ninflight--;
+    }
+    if (pc->next) {
+        job_push_front(p, pc->next);
+        p->ninflight--;
+    }
+    pc->job = pc->next = NULL;
     ratelimit_conn_release(p->rl, r->rl_id);
     smtp_conn_free(pc->c);
     free(pc);
@@ -539,9 +588,12 @@ static void pool_run(pool *p, int64_t now)
             spare++;
             continue;
         }
+        if (st == SMTP_CONN_BUSY)
+            conn_queue(p, pc, now);
         if (st != SMTP_CONN_READY || pc->job)
             continue;
         conn_assign(p, pc, now);
+        conn_queue(p, pc, now);
         if (pc->job || smtp_conn_state(pc->c) != SMTP_CONN_READY)
             continue;
         if (!p->pend_head && (p->draining || now - pc->idle_since >= (int64_t)p->o.idle_ms))
@@ -713,8 +765,10 @@ bool pool_take_result(pool *p, pool_result *out)
     *out = pr->r;
     if (pr->conn_serial)
         for (size_t i = 0; i < p->nconns; i++)
-            if (p->conns[i]->serial == pr->conn_serial)
+            if (p->conns[i]->serial == pr->conn_serial) {
                 p->conns[i]->held = false;
+                smtp_conn_release(p->conns[i]->c);
+            }
     free(pr);
     return true;
 }

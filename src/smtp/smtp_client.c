@@ -111,6 +111,15 @@ struct smtp_conn {
     smtp_reply mail_reply;
     smtp_result res;
     bool res_ready;
+
+    /* the next message, queued behind the final dot (smtp_conn_queue): its
+     * envelope is on the wire, its replies wait in `in` until the result
+     * above is taken; then it becomes the message in flight, its body held
+     * back (gated) until smtp_conn_release */
+    bool has_next, gated, go_pending;
+    bool next_env; /* its envelope waits in next_out for the final dot */
+    buf next_out;
+    smtp_msg next;
 };
 
 /* ---- small helpers ---- */
@@ -557,8 +566,11 @@ closed:
 
 /* ---- the message body: CRLF line ends and dot-stuffing ---- */
 
+static void flush_next_envelope(smtp_conn *c);
+
 /* Turns up to BODY_CHUNK bytes of the message into wire form in c->out;
- * appends the final ".\r\n" after the last. */
+ * appends the final ".\r\n" after the last (and a queued message's
+ * envelope after that). */
 static void body_fill(smtp_conn *c)
 {
     const char *d = c->m.data;
@@ -639,6 +651,7 @@ static void body_fill(smtp_conn *c)
         buf_append(o, ".\r\n", 3);
         c->body_done = true;
         push_expect(c, X_DOT);
+        flush_next_envelope(c);
     }
     /* the final-dot timeout starts once the dot is out (smtp_conn_step) */
     set_stage(c, SMTP_STAGE_BLOCK);
@@ -813,6 +826,7 @@ static void tx_abort(smtp_conn *c, const smtp_reply *r, int status, bool send_do
     }
     if (rset)
         command(c, X_RSET, "RSET");
+    flush_next_envelope(c);
 }
 
 static void on_reply(smtp_conn *c, smtp_reply *r)
@@ -936,6 +950,10 @@ static void on_reply(smtp_conn *c, smtp_reply *r)
             smtp_reply_clear(&mr);
             return;
         }
+        if (r->code == 354 && c->accepted && c->gated) {
+            c->go_pending = true; /* the body waits for smtp_conn_release */
+            return;
+        }
         if (r->code == 354 && c->accepted) {
             c->body = true;
             c->bol = true;
@@ -960,7 +978,10 @@ static void on_reply(smtp_conn *c, smtp_reply *r)
             if (c->res.rcpt[i].status == SMTP_OK)
                 set_rcpt(c, i, st, r);
         tx_done(c, r);
-        if (st != SMTP_OK)
+        /* The reply to the final dot ends the transaction whatever it says
+         * (RFC 5321 4.1.1.4); the RSET is a precaution, left out when the
+         * next transaction has already begun behind it. */
+        if (st != SMTP_OK && !c->has_next)
             command(c, X_RSET, "RSET");
         return;
     case X_DOT_IGNORE:
@@ -981,7 +1002,9 @@ static void on_reply(smtp_conn *c, smtp_reply *r)
 /* Feeds buffered input to the parser; handles every complete reply. */
 static void process_input(smtp_conn *c)
 {
-    while (!c->closed && c->in_off < c->in_len) {
+    /* With a message queued, replies after the one that ended the message
+     * in flight are the queued one's: they wait until the result is taken. */
+    while (!c->closed && c->in_off < c->in_len && !(c->res_ready && c->has_next)) {
         size_t used = 0;
         bool done = false;
         smtp_reply r;
@@ -1129,6 +1152,7 @@ smtp_conn *smtp_conn_new(const smtp_url *u, const smtp_opts *o)
     c->fd = -1;
     c->deadline = -1;
     buf_init(&c->out, BUF_NOCAP);
+    buf_init(&c->next_out, BUF_NOCAP);
     smtp_rparser_init(&c->rp, o->max_reply_line, o->max_reply_lines);
     return c;
 }
@@ -1177,7 +1201,13 @@ short smtp_conn_events(const smtp_conn *c)
 
 int64_t smtp_conn_deadline(const smtp_conn *c)
 {
-    return c->closed ? -1 : c->deadline;
+    if (c->closed)
+        return -1;
+    /* replies read before a queued message became the one in flight: no
+     * socket event will come for them */
+    if (c->in_off < c->in_len && !c->res_ready)
+        return smtp_now_ms();
+    return c->deadline;
 }
 
 int smtp_conn_state(const smtp_conn *c)
@@ -1264,14 +1294,84 @@ int smtp_msg_check(const smtp_msg *m, td_error *e)
     return TD_OK;
 }
 
-int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
+/* The message's need for SMTPUTF8 and 8BITMIME, from its envelope and
+ * content. */
+static void msg_needs(const smtp_msg *m, bool *utf8, bool *eightbit)
 {
-    if (smtp_conn_state(c) != SMTP_CONN_READY || c->res_ready)
-        return td_err_set(e, TD_EINTERNAL, "smtp_conn_send: the connection is not ready");
-    int rc = smtp_msg_check(m, e);
-    if (rc)
-        return rc;
+    size_t hend = header_end(m->data, m->len);
+    bool u = non_ascii(m->from, strlen(m->from)) || non_ascii(m->data, hend);
+    for (size_t i = 0; i < m->nrcpt && !u; i++)
+        u = non_ascii(m->rcpt[i], strlen(m->rcpt[i]));
+    *utf8 = u;
+    *eightbit = u || non_ascii(m->data + hend, m->len - hend);
+}
 
+/* The local refusal of a message this server cannot take (it needs
+ * SMTPUTF8 the server lacks, or is over its SIZE), in *r; false when none. */
+static bool local_refusal(const smtp_conn *c, const smtp_msg *m, bool utf8, smtp_reply *r)
+{
+    if (utf8 && !c->caps.smtputf8) {
+        smtp_reply_set_local(r, "5.6.7",
+                             "the message needs SMTPUTF8 (a non-ASCII address "
+                             "or header) and the relay does not offer it");
+        return true;
+    }
+    if (c->caps.size && c->caps.size_max && m->len > c->caps.size_max) {
+        smtp_reply_set_local(r, "5.3.4",
+                             "the message (%zu bytes) is larger than the relay's "
+                             "limit of %llu bytes",
+                             m->len, (unsigned long long)c->caps.size_max);
+        return true;
+    }
+    return false;
+}
+
+/* write_envelope appends MAIL FROM, and with PIPELINING every RCPT TO and
+ * DATA, for m to o; push_envelope then expects their replies. */
+static void write_envelope(const smtp_conn *c, buf *o, const smtp_msg *m, bool utf8,
+                           bool eightbit)
+{
+    buf_printf(o, "MAIL FROM:<%s>", m->from);
+    if (c->caps.size)
+        buf_printf(o, " SIZE=%zu", m->len);
+    if (eightbit && c->caps.eightbitmime)
+        buf_puts(o, " BODY=8BITMIME");
+    if (utf8)
+        buf_puts(o, " SMTPUTF8");
+    buf_append(o, "\r\n", 2);
+    if (c->caps.pipelining) {
+        for (size_t i = 0; i < m->nrcpt; i++)
+            buf_printf(o, "RCPT TO:<%s>\r\n", m->rcpt[i]);
+        buf_append(o, "DATA\r\n", 6);
+    }
+}
+
+static void push_envelope(smtp_conn *c, size_t nrcpt)
+{
+    push_expect(c, X_MAIL);
+    if (c->caps.pipelining) {
+        for (size_t i = 0; i < nrcpt; i++)
+            push_expect(c, X_RCPT);
+        push_expect(c, X_DATA);
+    }
+}
+
+/* A queued message's envelope goes out once the message in flight has
+ * ended on the wire: after its final dot, or after the RSET or dot that
+ * closed a failed transaction. */
+static void flush_next_envelope(smtp_conn *c)
+{
+    if (!c->next_env)
+        return;
+    c->next_env = false;
+    buf_append(&c->out, c->next_out.data, c->next_out.len);
+    buf_reset(&c->next_out);
+    push_envelope(c, c->next.nrcpt);
+}
+
+/* tx_begin makes m the message in flight, every recipient unanswered. */
+static void tx_begin(smtp_conn *c, const smtp_msg *m)
+{
     c->m = *m;
     memset(&c->res, 0, sizeof c->res);
     c->res.nrcpt = m->nrcpt;
@@ -1280,50 +1380,79 @@ int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
         c->res.rcpt[i].status = -1;
     c->in_tx = true;
     c->mail_failed = c->body = c->body_done = c->dot_sent = false;
+    c->gated = c->go_pending = false;
     c->rcpt_sent = c->rcpt_replied = c->accepted = 0;
-
-    size_t hend = header_end(m->data, m->len);
-    c->need_utf8 = non_ascii(m->from, strlen(m->from)) || non_ascii(m->data, hend);
-    for (size_t i = 0; i < m->nrcpt && !c->need_utf8; i++)
-        c->need_utf8 = non_ascii(m->rcpt[i], strlen(m->rcpt[i]));
-    c->eightbit = c->need_utf8 || non_ascii(m->data + hend, m->len - hend);
-
-    if (c->need_utf8 && !c->caps.smtputf8) {
-        smtp_reply r;
-        smtp_reply_set_local(&r, "5.6.7",
-                             "the message needs SMTPUTF8 (a non-ASCII address "
-                             "or header) and the relay does not offer it");
-        tx_abort(c, &r, SMTP_PERM, false, false);
-        smtp_reply_clear(&r);
-        return TD_OK;
-    }
-    if (c->caps.size && c->caps.size_max && m->len > c->caps.size_max) {
-        smtp_reply r;
-        smtp_reply_set_local(&r, "5.3.4",
-                             "the message (%zu bytes) is larger than the relay's "
-                             "limit of %llu bytes",
-                             m->len, (unsigned long long)c->caps.size_max);
-        tx_abort(c, &r, SMTP_PERM, false, false);
-        smtp_reply_clear(&r);
-        return TD_OK;
-    }
-
-    buf_printf(&c->out, "MAIL FROM:<%s>", m->from);
-    if (c->caps.size)
-        buf_printf(&c->out, " SIZE=%zu", m->len);
-    if (c->eightbit && c->caps.eightbitmime)
-        buf_puts(&c->out, " BODY=8BITMIME");
-    if (c->need_utf8)
-        buf_puts(&c->out, " SMTPUTF8");
-    buf_append(&c->out, "\r\n", 2);
-    push_expect(c, X_MAIL);
     c->pipelined = c->caps.pipelining;
-    if (c->pipelined) {
-        while (c->rcpt_sent < m->nrcpt)
-            send_rcpt(c);
-        command(c, X_DATA, "DATA");
+    msg_needs(m, &c->need_utf8, &c->eightbit);
+}
+
+int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
+{
+    if (smtp_conn_state(c) != SMTP_CONN_READY || c->res_ready)
+        return td_err_set(e, TD_EINTERNAL, "smtp_conn_send: the connection is not ready");
+    int rc = smtp_msg_check(m, e);
+    if (rc)
+        return rc;
+    tx_begin(c, m);
+    smtp_reply r;
+    if (local_refusal(c, m, c->need_utf8, &r)) {
+        tx_abort(c, &r, SMTP_PERM, false, false);
+        smtp_reply_clear(&r);
+        return TD_OK;
     }
+    write_envelope(c, &c->out, m, c->need_utf8, c->eightbit);
+    push_envelope(c, m->nrcpt);
+    if (c->pipelined)
+        c->rcpt_sent = m->nrcpt;
     return TD_OK;
+}
+
+bool smtp_conn_can_queue(const smtp_conn *c)
+{
+    return !c->closed && !c->quitting && c->in_tx && c->caps.pipelining && !c->has_next &&
+           !c->res_ready;
+}
+
+int smtp_conn_queue(smtp_conn *c, const smtp_msg *m, td_error *e)
+{
+    if (!smtp_conn_can_queue(c))
+        return td_err_set(e, TD_EINTERNAL, "smtp_conn_queue: nothing to queue behind");
+    int rc = smtp_msg_check(m, e);
+    if (rc)
+        return rc;
+    bool utf8, eightbit;
+    msg_needs(m, &utf8, &eightbit);
+    smtp_reply r;
+    if (local_refusal(c, m, utf8, &r)) {
+        smtp_reply_clear(&r);
+        return td_err_set(e, TD_ETEMP, "smtp_conn_queue: the relay would refuse it");
+    }
+    /* RFC 2920 3.1: MAIL may follow the final dot in the same batch; DATA
+     * ends it, and the body waits for 354 (and for smtp_conn_release). The
+     * envelope is written now and sent with the dot. */
+    c->next = *m;
+    c->has_next = true;
+    buf_reset(&c->next_out);
+    write_envelope(c, &c->next_out, m, utf8, eightbit);
+    c->next_env = true;
+    if (c->body_done)
+        flush_next_envelope(c);
+    return TD_OK;
+}
+
+void smtp_conn_release(smtp_conn *c)
+{
+    if (!c->gated)
+        return;
+    c->gated = false;
+    if (c->go_pending && !c->closed) {
+        c->go_pending = false;
+        c->body = true;
+        c->bol = true;
+        c->pending_cr = false;
+        c->data_pos = 0;
+        body_fill(c);
+    }
 }
 
 bool smtp_conn_take_result(smtp_conn *c, smtp_result *out)
@@ -1336,6 +1465,19 @@ bool smtp_conn_take_result(smtp_conn *c, smtp_result *out)
     memset(&c->res, 0, sizeof c->res);
     c->res_ready = false;
     memset(&c->m, 0, sizeof c->m);
+    if (c->has_next) {
+        c->has_next = c->next_env = false;
+        buf_reset(&c->next_out);
+        smtp_msg next = c->next;
+        memset(&c->next, 0, sizeof c->next);
+        /* A closed connection drops the queued message unsent: the caller
+         * still holds it and settles it as not attempted. */
+        if (!c->closed) {
+            tx_begin(c, &next);
+            c->rcpt_sent = next.nrcpt; /* its envelope went with the queue */
+            c->gated = true;
+        }
+    }
     return true;
 }
 
@@ -1362,6 +1504,7 @@ void smtp_conn_free(smtp_conn *c)
     smtp_reply_clear(&c->mail_reply);
     smtp_rparser_free(&c->rp);
     buf_free(&c->out);
+    buf_free(&c->next_out);
     free(c->exp);
     free(c->host);
     free(c->user);

@@ -188,11 +188,35 @@ const smtp_caps *smtp_conn_caps(const smtp_conn *c);
  * then nothing changed. */
 int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e);
 
+/* smtp_conn_can_queue says whether a second message may be queued behind
+ * the one in flight: its final dot is written (or about to be), the server
+ * offers PIPELINING, and none is queued yet.
+ *
+ * smtp_conn_queue puts m (borrowed, as for smtp_conn_send) behind it: its
+ * MAIL, RCPT and DATA go out after the final dot in the same batch (RFC
+ * 2920 3.1), which saves the server's turn that answers them, a round trip
+ * a message. When the first message's result is taken, m becomes the
+ * message in flight, and its body waits, even after the server's 354,
+ * until smtp_conn_release: so a caller that must record a result before
+ * the next message can arrive (the delivery log) keeps at most one message
+ * a connection on the wire. If the connection closes first, m is dropped
+ * unsent and its result never comes: the caller settles it. Returns 0;
+ * TD_ETEMP when this relay would refuse m without a word (SMTPUTF8, SIZE:
+ * send it with smtp_conn_send when READY, for that refusal); otherwise as
+ * smtp_conn_send, TD_EINTERNAL when nothing can be queued. */
+bool smtp_conn_can_queue(const smtp_conn *c);
+int smtp_conn_queue(smtp_conn *c, const smtp_msg *m, td_error *e);
+
+/* smtp_conn_release lets the body of a message that was queued, and is now
+ * in flight, go (at once if its 354 came). A no-op otherwise. */
+void smtp_conn_release(smtp_conn *c);
+
 /* smtp_conn_take_result moves the finished message's result into *out (the
  * caller's, overwritten; free with smtp_result_clear) and returns true, or
  * returns false when no result is waiting. The connection releases the
- * message it borrowed. A result can come while the connection is still BUSY
- * (its RSET) or after it CLOSED (the failure that ended the message). */
+ * message it borrowed; a queued message becomes the one in flight. A result
+ * can come while the connection is still BUSY (its RSET, the queued
+ * message) or after it CLOSED (the failure that ended the message). */
 bool smtp_conn_take_result(smtp_conn *c, smtp_result *out);
 
 /* smtp_conn_quit sends QUIT when the connection is READY (it becomes

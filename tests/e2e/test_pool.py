@@ -15,6 +15,7 @@ counted per recipient.
 - the only relay down: deferred, then failed with the reason;
 - a maildir relay under a global rate limit.
 """
+import base64
 import glob
 import json
 import os
@@ -232,6 +233,47 @@ def test_faults(tmp):
               "... while example.com went unhindered")
 
 
+def test_queued(tmp):
+    """A connection queues its next message behind the final dot (PIPELINING):
+    with one connection, a message refused after its dot and a recipient
+    refused at RCPT each settle alone, and the rest are delivered once each,
+    with and without holding results (the worker holds them). A server that
+    dies with a message queued is in test_faults (relay A)."""
+    for hold in (0, 1):
+        opts = ["--rcpt-reply", "gone@example.com=550 5.1.1 no such user here",
+                "--data-reply", "bad@example.com=554 5.7.1 refused by policy"]
+        with Fault(tmp, *opts) as f:
+            res, s = run("--relay", f.url, "--conns", 1, "--count", 20,
+                         "--rcpt", "bad@example.com", "--rcpt", "gone@example.com",
+                         "--hold", hold, "--retry-ms", 100, "--timeout", 3000)
+            final = {r["msg"]: r for r in res}
+            ms = f.msgs()
+            at = {}
+            for m in ms:
+                for r in m["rcpt"]:
+                    at[r] = at.get(r, 0) + 1
+            done = [r for r in final.values() if r["action"] == "done"]
+            check(len(final) == 22 and len(done) == 20 and
+                  all(at.get(r["to"]) == 1 for r in done),
+                  f"hold={hold}: the other 20 delivered once each ({len(done)} of {len(final)})")
+            bad = [r for r in final.values() if r["to"] == "bad@example.com"]
+            check(bad and bad[0]["code"] == 554 and bad[0]["action"] == "failed",
+                  f"hold={hold}: the message refused after its dot failed with the reply "
+                  f"({bad and bad[0]['text']})")
+            gone = [r for r in final.values() if r["to"] == "gone@example.com"]
+            check(gone and gone[0]["code"] == 550 and gone[0]["action"] == "failed" and
+                  "gone@example.com" not in at,
+                  f"hold={hold}: the recipient refused at RCPT failed, not delivered")
+            with open(f.rec) as fh:
+                rx = [base64.b64decode(r["b64"]) for r in
+                      (json.loads(x) for x in fh if x.strip()) if r["ev"] == "rx"]
+            conns = {m["conn"] for m in ms}
+            both = [c for c in rx if b"\r\n.\r\nMAIL FROM:" in c]
+            check(len(conns) == 1 and len(both) >= 10,
+                  f"hold={hold}: one connection; the next envelope came with the final dot "
+                  f"({len(both)} times)")
+
+
 def test_all_down(tmp):
     dead = free_port()
     res, s = run("--relay", f"smtp://127.0.0.1:{dead}", "--count", 3, "--retry-ms", 100,
@@ -268,7 +310,7 @@ def main():
         sys.exit(1)
     tmp = tempfile.mkdtemp(prefix="tidings-pool-")
     try:
-        for t in (test_maildir, test_all_down, test_faults, test_failover_sink):
+        for t in (test_maildir, test_all_down, test_faults, test_queued, test_failover_sink):
             print(f"-- {t.__name__}", flush=True)
             t0 = time.time()
             t(tmp)
