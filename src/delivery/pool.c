@@ -118,16 +118,27 @@ static void job_unlink(pool *p, pjob *j)
     p->npend--;
 }
 
-/* job_push_front puts j back at the head of the waiting jobs. */
-static void job_push_front(pool *p, pjob *j)
+/* job_link adds j to the waiting jobs: at the tail, or at the head for
+ * one that goes back (it was taken for a connection and never sent). */
+static void job_link(pool *p, pjob *j, bool front)
 {
-    j->prev = NULL;
-    j->next = p->pend_head;
-    if (p->pend_head)
-        p->pend_head->prev = j;
-    else
+    if (front) {
+        j->prev = NULL;
+        j->next = p->pend_head;
+        if (p->pend_head)
+            p->pend_head->prev = j;
+        else
+            p->pend_tail = j;
+        p->pend_head = j;
+    } else {
+        j->next = NULL;
+        j->prev = p->pend_tail;
+        if (p->pend_tail)
+            p->pend_tail->next = j;
+        else
+            p->pend_head = j;
         p->pend_tail = j;
-    p->pend_head = j;
+    }
     p->npend++;
 }
 
@@ -275,13 +286,7 @@ int pool_submit(pool *p, void *job, const smtp_msg *msg, int avoid_relay, td_err
     if (at)
         memcpy(j->domain, at + 1, n);
     j->domain[n] = '\0';
-    j->prev = p->pend_tail;
-    if (p->pend_tail)
-        p->pend_tail->next = j;
-    else
-        p->pend_head = j;
-    p->pend_tail = j;
-    p->npend++;
+    job_link(p, j, false);
     return 0;
 }
 
@@ -454,7 +459,7 @@ static void conn_queue(pool *p, pconn *pc, int64_t now)
     if (smtp_conn_queue(pc->c, &j->msg, &e)) {
         /* this relay refuses it without a word (SIZE, SMTPUTF8): it goes on
          * its own when a connection is READY, for that refusal */
-        job_push_front(p, j);
+        job_link(p, j, true);
         return;
     }
     pc->next = j;
@@ -556,16 +561,15 @@ static bool conn_collect(pool *p, size_t k, int64_t now)
         if (err->code != TD_OK)
             relay_fail(p, pc->relay, err, now);
     }
-    /* A message queued behind the last one never went on the wire (a
-     * message in flight always ends with a result): it waits again. */
-    if (pc->job) {
-        job_push_front(p, pc->job);
-        p->ninflight--;
-    }
-    if (pc->next) {
-        job_push_front(p, pc->next);
-        p->ninflight--;
-    }
+    /* A message in flight always ends with a result, so a job still here
+     * was queued behind the last one and never went on the wire: it waits
+     * again, at the head. */
+    pjob *unsent[] = {pc->next, pc->job};
+    for (size_t i = 0; i < 2; i++)
+        if (unsent[i]) {
+            job_link(p, unsent[i], true);
+            p->ninflight--;
+        }
     pc->job = pc->next = NULL;
     ratelimit_conn_release(p->rl, r->rl_id);
     smtp_conn_free(pc->c);
@@ -588,12 +592,9 @@ static void pool_run(pool *p, int64_t now)
             spare++;
             continue;
         }
-        if (st == SMTP_CONN_BUSY)
-            conn_queue(p, pc, now);
-        if (st != SMTP_CONN_READY || pc->job)
-            continue;
-        conn_assign(p, pc, now);
-        conn_queue(p, pc, now);
+        if (st == SMTP_CONN_READY && !pc->job)
+            conn_assign(p, pc, now);
+        conn_queue(p, pc, now); /* behind the message in flight, if any */
         if (pc->job || smtp_conn_state(pc->c) != SMTP_CONN_READY)
             continue;
         if (!p->pend_head && (p->draining || now - pc->idle_since >= (int64_t)p->o.idle_ms))

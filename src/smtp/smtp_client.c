@@ -117,6 +117,7 @@ struct smtp_conn {
      * above is taken; then it becomes the message in flight, its body held
      * back (gated) until smtp_conn_release */
     bool has_next, gated, go_pending;
+    bool next_utf8, next_eightbit; /* msg_needs of next, found at queueing */
     bool next_env; /* its envelope waits in next_out for the final dot */
     buf next_out;
     smtp_msg next;
@@ -1369,8 +1370,9 @@ static void flush_next_envelope(smtp_conn *c)
     push_envelope(c, c->next.nrcpt);
 }
 
-/* tx_begin makes m the message in flight, every recipient unanswered. */
-static void tx_begin(smtp_conn *c, const smtp_msg *m)
+/* tx_begin makes m the message in flight, every recipient unanswered;
+ * utf8 and eightbit are its msg_needs. */
+static void tx_begin(smtp_conn *c, const smtp_msg *m, bool utf8, bool eightbit)
 {
     c->m = *m;
     memset(&c->res, 0, sizeof c->res);
@@ -1383,7 +1385,8 @@ static void tx_begin(smtp_conn *c, const smtp_msg *m)
     c->gated = c->go_pending = false;
     c->rcpt_sent = c->rcpt_replied = c->accepted = 0;
     c->pipelined = c->caps.pipelining;
-    msg_needs(m, &c->need_utf8, &c->eightbit);
+    c->need_utf8 = utf8;
+    c->eightbit = eightbit;
 }
 
 int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
@@ -1393,7 +1396,9 @@ int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
     int rc = smtp_msg_check(m, e);
     if (rc)
         return rc;
-    tx_begin(c, m);
+    bool utf8, eightbit;
+    msg_needs(m, &utf8, &eightbit);
+    tx_begin(c, m, utf8, eightbit);
     smtp_reply r;
     if (local_refusal(c, m, c->need_utf8, &r)) {
         tx_abort(c, &r, SMTP_PERM, false, false);
@@ -1432,6 +1437,8 @@ int smtp_conn_queue(smtp_conn *c, const smtp_msg *m, td_error *e)
      * envelope is written now and sent with the dot. */
     c->next = *m;
     c->has_next = true;
+    c->next_utf8 = utf8;
+    c->next_eightbit = eightbit;
     buf_reset(&c->next_out);
     write_envelope(c, &c->next_out, m, utf8, eightbit);
     c->next_env = true;
@@ -1473,7 +1480,7 @@ bool smtp_conn_take_result(smtp_conn *c, smtp_result *out)
         /* A closed connection drops the queued message unsent: the caller
          * still holds it and settles it as not attempted. */
         if (!c->closed) {
-            tx_begin(c, &next);
+            tx_begin(c, &next, c->next_utf8, c->next_eightbit);
             c->rcpt_sent = next.nrcpt; /* its envelope went with the queue */
             c->gated = true;
         }
