@@ -24,6 +24,13 @@
 
 /* ---- migrations ------------------------------------------------------- */
 
+/* The delivery rows in the work index (migration 10). A query that is to
+ * use the index names one of these statuses as a constant, or carries this
+ * very expression: SQLite uses a partial index only when the query's WHERE
+ * implies the index's. */
+#define NOT_SENT                                                                              \
+    "(status = 'queued' OR status = 'deferred' OR status = 'sending' OR status = 'failed')"
+
 static const char *const migrations[] = {
     /* 1: the core of the data model */
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -286,6 +293,13 @@ static const char *const migrations[] = {
     "CREATE INDEX login_failures_key ON login_failures(key, at);"
     "ALTER TABLE content_blocks ADD COLUMN owner_id INTEGER REFERENCES users(id)"
     "  ON DELETE SET NULL;",
+    /* 10: the delivery log's work index leaves out sent rows, nearly all of
+     * a campaign's once it has run: a result then deletes an index entry
+     * and adds none, and a commit writes one page fewer (bench/send at a
+     * million recipients). A campaign's total comes from the UNIQUE index,
+     * its sent count by difference (Q_CAMPAIGN_COUNTS). */
+    "DROP INDEX deliveries_todo;"
+    "CREATE INDEX deliveries_todo ON deliveries(campaign_id, status) WHERE " NOT_SENT ";",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -513,8 +527,11 @@ static const char *const queries[Q_COUNT] = {
         "  AND s.status = 'enabled'"
         "  AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.address = s.email)"
         " ORDER BY s.id",
+    /* The statuses other than sent from the work index, then the total (a
+     * NULL status) from the UNIQUE (campaign_id, subscriber_id) index. */
     [Q_CAMPAIGN_COUNTS] = "SELECT status, count(*) FROM deliveries WHERE campaign_id = :id"
-                          " GROUP BY status",
+                          " AND " NOT_SENT " GROUP BY status"
+                          " UNION ALL SELECT NULL, count(*) FROM deliveries WHERE campaign_id = :id",
 #define DELIVERY_COLS                                                                          \
     "id, campaign_id, subscriber_id, email, status, attempts, next_at, last_reply, relay_id,"   \
     " message_id, maybe_duplicate, updated_at"
@@ -555,9 +572,12 @@ static const char *const queries[Q_COUNT] = {
     [Q_DELIVERY_REQUEUE] =
         "UPDATE deliveries SET status = 'queued', next_at = 0, updated_at = :now,"
         " maybe_duplicate = maybe_duplicate OR :maybe_dup"
-        " WHERE campaign_id = :id AND status = :status",
+        " WHERE campaign_id = :id AND status = :status AND " NOT_SENT,
+    /* Never asked for sent rows (failures, and the rows of a run that
+     * stopped): NOT_SENT lets them come from the work index. */
     [Q_DELIVERY_EACH_STATUS] = "SELECT " DELIVERY_COLS " FROM deliveries"
-                               " WHERE campaign_id = :id AND status = :status ORDER BY id",
+                               " WHERE campaign_id = :id AND status = :status AND " NOT_SENT
+                               " ORDER BY id",
     [Q_EVENT_COUNTS] = "SELECT kind, count(*) FROM events WHERE campaign_id = :id GROUP BY kind",
     [Q_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = :id",
     [Q_DELIVERY_BY_MSGID] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE message_id = :mid"
@@ -2655,9 +2675,12 @@ static int sq_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *status = (const char *)sqlite3_column_text(st, 0);
         uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
-        c->total += n;
-        if (!status)
+        if (!status) { /* the campaign's total */
+            c->total = n;
             continue;
+        }
+        if (!id)
+            c->total += n;
         if (!strcmp(status, "queued"))
             c->queued = n;
         else if (!strcmp(status, "sending"))
@@ -2671,6 +2694,8 @@ static int sq_campaign_counts(store *s, int64_t id, campaign_counts *c, td_error
     }
     int res = rc == SQLITE_DONE ? TD_OK : sq_fail(q, rc, e, "counting deliveries");
     done(st);
+    if (id) /* sent rows are not in the work index: by difference */
+        c->sent = c->total - c->queued - c->sending - c->deferred - c->failed;
     return res;
 }
 
