@@ -28,6 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "mime/addr.h"
 #include "store/store.h"
@@ -183,7 +186,29 @@ static void canon_body(const char *b, size_t len, sink_fn put, void *ctx)
     }
     size_t span = 0, i = 0;
     while (i < last) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__SSE2__)
+        /* Sixteen bytes at a time to the next byte that changes: an HTAB,
+         * or a SP before another WSP or a CR. Prose has a SP every few
+         * bytes; stopping at each made this scan a fifth of a signature's
+         * time beside Ed25519 (bench/render). */
+        if (i + 17 <= last) {
+            const __m128i sp = _mm_set1_epi8(' '), ht = _mm_set1_epi8('\t');
+            const __m128i cr = _mm_set1_epi8('\r');
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+            __m128i n = _mm_loadu_si128((const __m128i *)(const void *)(b + i + 1));
+            __m128i after = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(n, sp),
+                                                      _mm_cmpeq_epi8(n, ht)),
+                                         _mm_cmpeq_epi8(n, cr));
+            __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, ht),
+                                       _mm_and_si128(_mm_cmpeq_epi8(v, sp), after));
+            unsigned m = (unsigned)_mm_movemask_epi8(hit);
+            if (!m) {
+                i += 16;
+                continue;
+            }
+            i += (size_t)__builtin_ctz(m);
+        }
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         /* Eight bytes at a time to the next SP or HTAB: the scan was a
          * quarter of an Ed25519 signature's time byte by byte. The lowest
          * flagged byte of the zero-byte test is exact. */

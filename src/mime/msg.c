@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "mime/hdr.h"
 #include "mime/html2text.h"
@@ -194,8 +197,9 @@ void msg_envelope_free(msg_envelope *env)
 /* Speed: the encoders and checks below see every byte of a campaign's
  * 20 KB HTML and its text for each recipient, and byte-at-a-time loops made
  * them most of msg_build's time. Mail text is mostly printable ASCII, so
- * they skip 8 bytes at a time with the word tests of "Bit Twiddling Hacks"
- * (haszero, hasless), exact as yes/no answers for bytes below 0x80. */
+ * plain_run skips it 16 bytes at a time with SSE2 (in every x86-64 CPU),
+ * else 8 at a time with the word tests of "Bit Twiddling Hacks" (haszero,
+ * hasless), exact as yes/no answers for bytes below 0x80. */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -232,6 +236,38 @@ static inline size_t first_flag(uint64_t m)
 #endif
 }
 
+/* plain_run returns how many of s[0..n) are, from the start, printable
+ * ASCII or SP but not '=' (the bytes no encoder below must look at). It can
+ * stop early, at a plain byte, on a big-endian machine: callers look at the
+ * byte there and go on. */
+static inline size_t plain_run(const char *s, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i ctl = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('=');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* signed: 0x20..0x7f are above 0x1f, controls and bytes >= 0x80 not */
+        __m128i ok = _mm_cmpgt_epi8(v, ctl);
+        __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, eq));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bad, ok)) ^ 0xffffu;
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+    }
+#endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = not_plain8(s + i);
+        if (m)
+            return i + first_flag(m);
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '=')
+            return i;
+    }
+    return n;
+}
+
 enum { CTE_7BIT, CTE_QP, CTE_B64 };
 static const char *const cte_names[] = {"7bit", "quoted-printable", "base64"};
 
@@ -246,14 +282,7 @@ static int choose_cte(const char *s, size_t n)
     bool not7 = false;
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n; i++) {
-        while (i + 8 <= n) {
-            uint64_t m = not_plain8(s + i);
-            if (m) {
-                i += first_flag(m);
-                break;
-            }
-            i += 8;
-        }
+        i += plain_run(s + i, n - i);
         if (i == n)
             break;
         unsigned char c = p[i];
@@ -322,74 +351,92 @@ static bool qp_literal(unsigned char c)
 
 /* put_qp writes quoted-printable (RFC 2045 6.7): lines of at most 76
  * characters, blanks before a line end encoded, "From " at the start of a
- * line written =46rom, every line ending CRLF. */
+ * line written =46rom, every line ending CRLF. It writes in place in the
+ * output, a chunk's worst case made room for at a time, not through wr's
+ * staging area: the HTML part is most of a newsletter, and that second
+ * copy was a large part of the encoder's time (bench/render). */
+#define QP_CHUNK 4096
 static void put_qp(wr *w, const char *s, size_t n)
 {
+    w_flush(w);
     size_t col = 0;
     size_t i = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\r' || c == '\n') {
-            if (c == '\r' && i + 1 < n && s[i + 1] == '\n')
-                i++;
-            w_put(w, "\r\n", 2);
-            col = 0;
-            i++;
-            continue;
+    while (i < n && !w->rc) {
+        size_t end = n - i < QP_CHUNK ? n : i + QP_CHUNK;
+        /* Worst case for the chunk: 3 octets a byte and a soft break (3)
+         * every 25 bytes, under 4 a byte; a plain run started before end
+         * may go up to 75 bytes past it. */
+        char *o0 = buf_room(w->b, 4 * (end - i) + 4 * 80);
+        if (!o0) {
+            w->rc = TD_ETOOBIG;
+            return;
         }
-        /* a run of plain characters goes in one copy */
-        if (qp_literal(c) && !(col == 0 && c == 'F')) {
-            size_t j = i;
-            size_t room = 75 - col;
-            size_t lim = n - i < room ? n : i + room;
-            /* blanks are plain too unless a line end follows them */
-            while (j < lim) {
-                if (j + 8 <= lim) {
-                    uint64_t m = not_plain8(s + j);
-                    if (!m) {
-                        j += 8;
-                        continue;
-                    }
-                    j += first_flag(m);
-                }
-                unsigned char d = (unsigned char)s[j];
-                if (qp_literal(d) ||
-                    ((d == ' ' || d == '\t') && j + 1 < n && s[j + 1] != '\r' && s[j + 1] != '\n'))
-                    j++;
-                else
-                    break;
+        char *o = o0;
+        while (i < end) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '\r' || c == '\n') {
+                if (c == '\r' && i + 1 < n && s[i + 1] == '\n')
+                    i++;
+                *o++ = '\r';
+                *o++ = '\n';
+                col = 0;
+                i++;
+                continue;
             }
-            /* a word skipped may end in the SP before a line end or the
-             * end of the text: that SP is encoded (s[i] is no blank, so the
-             * run stays non-empty) */
-            if ((j == n || s[j] == '\r' || s[j] == '\n') && s[j - 1] == ' ')
-                j--;
-            w_put(w, s + i, j - i);
-            col += j - i;
-            i = j;
-            if (col >= 75 && i < n && s[i] != '\r' && s[i] != '\n') {
-                w_put(w, "=\r\n", 3);
+            /* a run of plain characters goes in one copy */
+            if (qp_literal(c) && !(col == 0 && c == 'F')) {
+                size_t j = i;
+                size_t room = 75 - col;
+                size_t lim = n - i < room ? n : i + room;
+                /* blanks are plain too unless a line end follows them */
+                while (j < lim) {
+                    j += plain_run(s + j, lim - j);
+                    if (j == lim)
+                        break;
+                    unsigned char d = (unsigned char)s[j];
+                    if (qp_literal(d) || ((d == ' ' || d == '\t') && j + 1 < n &&
+                                          s[j + 1] != '\r' && s[j + 1] != '\n'))
+                        j++;
+                    else
+                        break;
+                }
+                /* a word skipped may end in the SP before a line end or the
+                 * end of the text: that SP is encoded (s[i] is no blank, so
+                 * the run stays non-empty) */
+                if ((j == n || s[j] == '\r' || s[j] == '\n') && s[j - 1] == ' ')
+                    j--;
+                memcpy(o, s + i, j - i);
+                o += j - i;
+                col += j - i;
+                i = j;
+                if (col >= 75 && i < n && s[i] != '\r' && s[i] != '\n') {
+                    memcpy(o, "=\r\n", 3);
+                    o += 3;
+                    col = 0;
+                }
+                continue;
+            }
+            bool eol = i + 1 == n || s[i + 1] == '\r' || s[i + 1] == '\n';
+            bool lit = qp_literal(c) || ((c == ' ' || c == '\t') && !eol);
+            if (col + (lit ? 1 : 3) > 75) {
+                memcpy(o, "=\r\n", 3);
+                o += 3;
                 col = 0;
             }
-            continue;
+            if (col == 0 && c == 'F' && n - i >= 5 && !memcmp(s + i, "From ", 5))
+                lit = false;
+            if (lit) {
+                *o++ = (char)c;
+                col++;
+            } else {
+                *o++ = '=';
+                *o++ = hexd[c >> 4];
+                *o++ = hexd[c & 15];
+                col += 3;
+            }
+            i++;
         }
-        bool eol = i + 1 == n || s[i + 1] == '\r' || s[i + 1] == '\n';
-        bool lit = qp_literal(c) || ((c == ' ' || c == '\t') && !eol);
-        if (col + (lit ? 1 : 3) > 75) {
-            w_put(w, "=\r\n", 3);
-            col = 0;
-        }
-        if (col == 0 && c == 'F' && n - i >= 5 && !memcmp(s + i, "From ", 5))
-            lit = false;
-        if (lit) {
-            w_putc(w, (char)c);
-            col++;
-        } else {
-            char q[3] = {'=', hexd[c >> 4], hexd[c & 15]};
-            w_put(w, q, 3);
-            col += 3;
-        }
-        i++;
+        buf_added(w->b, (size_t)(o - o0));
     }
 }
 

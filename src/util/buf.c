@@ -56,6 +56,17 @@ int buf_append(buf *b, const void *p, size_t n)
     return TD_OK;
 }
 
+char *buf_room(buf *b, size_t n)
+{
+    return reserve(b, n) ? NULL : b->data + b->len;
+}
+
+void buf_added(buf *b, size_t k)
+{
+    b->len += k;
+    b->data[b->len] = '\0';
+}
+
 int buf_puts(buf *b, const char *s)
 {
     return buf_append(b, s, strlen(s));

@@ -31,6 +31,12 @@ int buf_puts(buf *b, const char *s);
 int buf_putc(buf *b, char c);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap);
+/* buf_room makes room for n more bytes and returns where they go (just past
+ * the contents), or NULL past the cap (b unchanged); buf_added then counts
+ * the k <= n bytes written there. For encoders that write in place rather
+ * than copy through a staging area. */
+char *buf_room(buf *b, size_t n);
+void buf_added(buf *b, size_t k);
 /* buf_truncate shortens b to len bytes (no-op when already shorter). */
 void buf_truncate(buf *b, size_t len);
 /* buf_steal returns the contents as a malloc'd string the caller frees and

@@ -297,6 +297,93 @@ static void test_cte(void **state)
     free(big);
 }
 
+/* The quoted-printable encoder skips plain text 16 (or 8) bytes at a time
+ * and writes in place: random texts with long plain runs, blanks before
+ * line ends, '=', tabs, "From " and UTF-8 must decode back to the text
+ * (every line end made CRLF), in lines of at most 76 characters, with no
+ * blank at a line's end and no line starting "From ". */
+static void test_qp_random(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"a", "a", "a", "a", "a", "a", "a", "a", "a", "a",
+                                         "b", "c", " ", " ", " ", "\t", "=", "\n", "\r\n",
+                                         "\r", ".", "From ", "\xc3\xa9", "  \n", " \t\r\n"};
+    msg_envelope_spec es = {.from = "a@example.com"};
+    msg_envelope *env;
+    td_error e;
+    assert_int_equal(msg_envelope_new(&es, &env, &e), 0);
+    buf in, want, got, b;
+    buf_init(&in, BUF_NOCAP);
+    buf_init(&want, BUF_NOCAP);
+    buf_init(&got, BUF_NOCAP);
+    buf_init(&b, BUF_NOCAP);
+    uint32_t x = 88172645u;
+    int qp = 0;
+    for (int k = 0; k < 3000; k++) {
+        buf_reset(&in);
+        buf_reset(&want);
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        size_t n = 1 + x % 400;
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            buf_puts(&in, pieces[x % (sizeof pieces / sizeof pieces[0])]);
+        }
+        for (const char *p = in.data; *p; p++) /* every line end, CR, LF or CRLF: CRLF */
+            if (*p == '\r' || *p == '\n')
+                buf_puts(&want, "\r\n"), p += p[0] == '\r' && p[1] == '\n';
+            else
+                buf_putc(&want, *p);
+        msg_spec s = {.to = "b@example.com", .subject = "s", .subject_len = 1,
+                      .text = in.data, .text_len = in.len, .date = DATE,
+                      .message_id = "a@b"};
+        buf_reset(&b);
+        assert_int_equal(msg_build(env, &s, &b, NULL, &e), 0);
+        if (!strstr(b.data, "Content-Transfer-Encoding: quoted-printable\r\n"))
+            continue;
+        qp++;
+        const char *body = strstr(b.data, "\r\n\r\n") + 4;
+        buf_reset(&got);
+        for (const char *l = body; *l;) {
+            const char *eol = strstr(l, "\r\n");
+            size_t len = eol ? (size_t)(eol - l) : strlen(l);
+            if (len > 76 || (len && (l[len - 1] == ' ' || l[len - 1] == '\t')) ||
+                !strncmp(l, "From ", 5))
+                fail_msg("case %d: bad line [%.*s]", k, (int)len, l);
+            bool soft = len && l[len - 1] == '=';
+            for (size_t i = 0; i < len - soft; i++) {
+                unsigned char c = (unsigned char)l[i];
+                if (c == '=') {
+                    unsigned v;
+                    assert_true(i + 2 < len + 1 - soft);
+                    assert_int_equal(sscanf(l + i + 1, "%2X", &v), 1);
+                    buf_putc(&got, (char)v);
+                    i += 2;
+                } else {
+                    assert_true(c == ' ' || c == '\t' || (c > 32 && c < 127));
+                    buf_putc(&got, (char)c);
+                }
+            }
+            if (!eol)
+                break;
+            if (!soft)
+                buf_puts(&got, "\r\n");
+            l = eol + 2;
+        }
+        /* the part may end with a line end of the message's own */
+        if (got.len == want.len + 2 && !memcmp(got.data + want.len, "\r\n", 2))
+            got.len -= 2;
+        if (got.len != want.len || memcmp(got.data, want.data, want.len))
+            fail_msg("case %d: decoded text differs (%zu bytes, want %zu)", k, got.len,
+                     want.len);
+    }
+    assert_true(qp > 1000);
+    buf_free(&in);
+    buf_free(&want);
+    buf_free(&got);
+    buf_free(&b);
+    msg_envelope_free(env);
+}
+
 /* ---- hostile values ---- */
 
 static void test_hostile(void **state)
@@ -644,6 +731,7 @@ int main(void)
     find_data_dir();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),  cmocka_unit_test(test_cte),
+        cmocka_unit_test(test_qp_random),
         cmocka_unit_test(test_hostile), cmocka_unit_test(test_ids_and_reuse),
         cmocka_unit_test(test_verp),    cmocka_unit_test(test_unescape),
     };
