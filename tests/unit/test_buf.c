@@ -45,6 +45,28 @@ static void test_growth(void **state)
     buf_free(&b);
 }
 
+/* In-place writing: room past the contents, counted once written; no room
+ * past the cap, and the buffer is left as it was. */
+static void test_room(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b, 16);
+    assert_int_equal(buf_puts(&b, "ab"), TD_OK);
+    char *p = buf_room(&b, 10);
+    assert_non_null(p);
+    assert_ptr_equal(p, b.data + 2);
+    memcpy(p, "cdef", 4);
+    buf_added(&b, 4);
+    assert_string_equal(b.data, "abcdef");
+    assert_null(buf_room(&b, 11));
+    assert_string_equal(b.data, "abcdef");
+    assert_non_null(buf_room(&b, 10));
+    buf_added(&b, 0);
+    assert_int_equal(b.len, 6);
+    buf_free(&b);
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -76,6 +98,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_cap),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_room),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
