@@ -716,6 +716,11 @@ static void test_unescape(void **state)
         {"&nbsp; &eacute; &#x27; untouched", "&nbsp; &eacute; &#x27; untouched"},
         {"trailing &amp", "trailing &amp"},
         {"", ""},
+        {"&", "&"},
+        {"&&amp;&", "&&&"},
+        {"&amp;&amp;&amp;", "&&&"},
+        {"a &lt; b &gt; c", "a < b > c"},
+        {"x&amp;", "x&"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char s[100];
