@@ -83,14 +83,14 @@ struct worker {
     char list_id[300], feedback_id[64], from_domain[ADDR_DOMAIN_MAX + 1];
     struct first_list *list; /* the campaign's first list, named in List-Id and {{list.name}} */
     /* Message building: with threads (nb > 0) the loop claims deliveries
-     * and queues them in todo; the builders put them, made or refused, in
+     * and queues them in to_build; the builders put them, made or refused, in
      * done and wake the loop through wake_fd. Without, the loop builds with
      * b[0] itself and only uses done. */
     struct builder *b;
     int nb;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct jobq todo, done;
+    struct jobq to_build, done;
     bool quit;
     int wake_fd;
     td_error *e;
@@ -522,7 +522,7 @@ static void *builder_thread(void *arg)
     pthread_mutex_lock(&w->mu);
     for (;;) {
         struct job *j;
-        while (!(j = jobq_pop(&w->todo)) && !w->quit)
+        while (!(j = jobq_pop(&w->to_build)) && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
         if (!j)
             break;
@@ -548,7 +548,7 @@ static int builders_start(struct worker *w)
     td_error *e = w->e;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    jobq_init(&w->todo);
+    jobq_init(&w->to_build);
     jobq_init(&w->done);
     int want = builder_count();
     const char *loc = store_location(w->s);
@@ -595,7 +595,7 @@ static void builders_stop(struct worker *w)
         if (w->b[i].w)
             builder_free(&w->b[i]);
     struct job *j;
-    while ((j = jobq_pop(&w->todo)) || (j = jobq_pop(&w->done)))
+    while ((j = jobq_pop(&w->to_build)) || (j = jobq_pop(&w->done)))
         job_put(w, j);
     free(w->b);
     w->b = NULL;
@@ -838,7 +838,7 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
                 size_t k;
                 if ((rc = store_begin(s, e)))
                     break;
-                for (struct job *j = w.nb ? jobq_take(&w, &w.todo) : NULL, *next; j;
+                for (struct job *j = w.nb ? jobq_take(&w, &w.to_build) : NULL, *next; j;
                      j = next) {
                     next = j->next;
                     if (!rc) {
@@ -914,7 +914,7 @@ int worker_run(store *s, int64_t id, const worker_opts *o, const char **state, t
         if (w.nb && f.n) {
             pthread_mutex_lock(&w.mu);
             for (size_t i = 0; i < f.n; i++)
-                jobq_push(&w.todo, batch[i]);
+                jobq_push(&w.to_build, batch[i]);
             pthread_cond_broadcast(&w.cv);
             pthread_mutex_unlock(&w.mu);
         } else {

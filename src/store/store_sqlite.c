@@ -299,7 +299,7 @@ static const char *const migrations[] = {
      * million recipients). A campaign's total comes from the UNIQUE index,
      * its sent count by difference (Q_CAMPAIGN_COUNTS). */
     "DROP INDEX deliveries_todo;"
-    "CREATE INDEX deliveries_todo ON deliveries(campaign_id, status) WHERE " NOT_SENT ";",
+    "CREATE INDEX deliveries_work ON deliveries(campaign_id, status) WHERE " NOT_SENT ";",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
