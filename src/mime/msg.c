@@ -236,6 +236,20 @@ static inline size_t first_flag(uint64_t m)
 #endif
 }
 
+#if defined(__SSE2__)
+/* not_plain16 flags (a bit per byte, bit k for s[k]) each of s[0..16) that
+ * is not printable ASCII or SP or is '=', as not_plain8 does. */
+static inline unsigned not_plain16(const char *s)
+{
+    const __m128i ctl = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('=');
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+    /* signed: 0x20..0x7f are above 0x1f, controls and bytes >= 0x80 not */
+    __m128i ok = _mm_cmpgt_epi8(v, ctl);
+    __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, eq));
+    return (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bad, ok)) ^ 0xffffu;
+}
+#endif
+
 /* plain_run returns how many of s[0..n) are, from the start, printable
  * ASCII or SP but not '=' (the bytes no encoder below must look at). It can
  * stop early, at a plain byte, on a big-endian machine: callers look at the
@@ -244,13 +258,8 @@ static inline size_t plain_run(const char *s, size_t n)
 {
     size_t i = 0;
 #if defined(__SSE2__)
-    const __m128i ctl = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('=');
     for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        /* signed: 0x20..0x7f are above 0x1f, controls and bytes >= 0x80 not */
-        __m128i ok = _mm_cmpgt_epi8(v, ctl);
-        __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, eq));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bad, ok)) ^ 0xffffu;
+        unsigned m = not_plain16(s + i);
         if (m)
             return i + (size_t)__builtin_ctz(m);
     }
@@ -271,6 +280,103 @@ static inline size_t plain_run(const char *s, size_t n)
 enum { CTE_7BIT, CTE_QP, CTE_B64 };
 static const char *const cte_names[] = {"7bit", "quoted-printable", "base64"};
 
+/* What choose_cte counts: bytes >= 0x80, bytes QP must escape ('=' and
+ * controls but TAB), line ends (CR, LF or CRLF), the longest line, the
+ * start of the current line, and whether 7bit is ruled out for another
+ * reason. */
+typedef struct cte_scan {
+    size_t hi, esc, lines, maxline, ls;
+    bool not7;
+} cte_scan;
+
+/* cte_line_end counts the line end at p[i] and returns the index after it. */
+static size_t cte_line_end(cte_scan *c, const unsigned char *p, size_t n, size_t i)
+{
+    if (i - c->ls > c->maxline)
+        c->maxline = i - c->ls;
+    if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+        i++;
+    c->lines++;
+    c->ls = i + 1;
+    if (n - c->ls >= 5 && p[c->ls] == 'F' && !memcmp(p + c->ls, "From ", 5))
+        c->not7 = true;
+    return i + 1;
+}
+
+/* cte_byte counts p[i] and returns the index after what it counted. */
+static size_t cte_byte(cte_scan *c, const unsigned char *p, size_t n, size_t i)
+{
+    unsigned char ch = p[i];
+    if (ch == '\r' || ch == '\n')
+        return cte_line_end(c, p, n, i);
+    if (ch >= 0x80) {
+        c->hi++;
+    } else if (ch == '=') {
+        c->esc++;
+        if (i + 1 < n && p[i + 1] == '_')
+            c->not7 = true;
+    } else if ((ch < 0x20 || ch == 0x7f) && ch != '\t') {
+        c->esc++;
+        c->not7 = true;
+    }
+    return i + 1;
+}
+
+#if defined(__SSE2__)
+/* cte_scan16 counts s[0..n) 16 bytes at a time and returns how far it got
+ * (a multiple of 16); *next is the index after the last line end counted,
+ * which may be past the return value when a CRLF straddles it. The counts
+ * of high bytes and escapes add up in byte lanes, summed every 255 blocks
+ * before a lane can overflow; only blocks holding a line end branch. A
+ * 20 KB HTML part has an '=' every 20 bytes or so, and leaving plain_run at
+ * each of them made this scan as slow as the encoder. */
+static size_t cte_scan16(cte_scan *c, const unsigned char *p, size_t n, size_t *next)
+{
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
+                  cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'),
+                  us = _mm_set1_epi8('_'), zero = _mm_setzero_si128();
+    size_t i = 0;
+    unsigned odd_any = 0, eq_us = 0;
+    while (i + 16 <= n) {
+        __m128i acc_hi = zero, acc_esc = zero;
+        for (int k = 0; k < 255 && i + 16 <= n; k++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            __m128i hi = _mm_cmplt_epi8(v, zero);
+            __m128i e = _mm_cmpeq_epi8(v, eq);
+            __m128i nl = _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf));
+            /* controls but TAB, CR and LF, and DEL */
+            __m128i low = _mm_andnot_si128(hi, _mm_cmpgt_epi8(sp, v));
+            __m128i odd = _mm_or_si128(
+                _mm_andnot_si128(_mm_or_si128(nl, _mm_cmpeq_epi8(v, tab)), low),
+                _mm_cmpeq_epi8(v, del));
+            acc_hi = _mm_sub_epi8(acc_hi, hi);
+            acc_esc = _mm_sub_epi8(acc_esc, _mm_or_si128(e, odd));
+            odd_any |= (unsigned)_mm_movemask_epi8(odd);
+            unsigned em = (unsigned)_mm_movemask_epi8(e);
+            if (em) { /* "=_" could start a boundary */
+                unsigned um = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, us));
+                eq_us |= em & (um >> 1);
+                if ((em & 0x8000u) && i + 16 < n && p[i + 16] == '_')
+                    eq_us = 1;
+            }
+            unsigned lm = (unsigned)_mm_movemask_epi8(nl);
+            while (lm) {
+                size_t at = i + (size_t)__builtin_ctz(lm);
+                lm &= lm - 1;
+                if (at >= *next) /* else the LF of a CRLF already counted */
+                    *next = cte_line_end(c, p, n, at);
+            }
+        }
+        __m128i sh = _mm_sad_epu8(acc_hi, zero), se = _mm_sad_epu8(acc_esc, zero);
+        c->hi += (size_t)_mm_cvtsi128_si32(sh) + (size_t)_mm_cvtsi128_si32(_mm_srli_si128(sh, 8));
+        c->esc += (size_t)_mm_cvtsi128_si32(se) + (size_t)_mm_cvtsi128_si32(_mm_srli_si128(se, 8));
+    }
+    if (odd_any || eq_us)
+        c->not7 = true;
+    return i;
+}
+#endif
+
 /* choose_cte picks the transfer encoding of a text part from its content:
  * 7bit when it is ASCII without controls in lines of at most 78 octets (and
  * without "=_", so it cannot hold a boundary, nor a line starting "From "
@@ -278,47 +384,25 @@ static const char *const cte_names[] = {"7bit", "quoted-printable", "base64"};
  * more than base64's, else base64. */
 static int choose_cte(const char *s, size_t n)
 {
-    size_t hi = 0, esc = 0, lines = 1, maxline = 0, ls = 0;
-    bool not7 = false;
+    cte_scan c = {.lines = 1};
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n; i++) {
-        i += plain_run(s + i, n - i);
-        if (i == n)
-            break;
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x7f && c != '=')
-            continue;
-        if (c == '\r' || c == '\n') {
-            if (i - ls > maxline)
-                maxline = i - ls;
-            if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-                i++;
-            lines++;
-            ls = i + 1;
-            if (n - ls >= 5 && p[ls] == 'F' && !memcmp(p + ls, "From ", 5))
-                not7 = true;
-        } else if (c >= 0x80) {
-            hi++;
-        } else if (c != '=') {
-            if (c != '\t') {
-                esc++;
-                not7 = true;
-            }
-        } else {
-            esc++;
-            if (i + 1 < n && p[i + 1] == '_')
-                not7 = true;
-        }
-    }
-    if (n - ls > maxline)
-        maxline = n - ls;
+    size_t i = 0, next = 0;
+#if defined(__SSE2__)
+    i = cte_scan16(&c, p, n, &next);
+#endif
+    if (i < next)
+        i = next;
+    while (i < n)
+        i = cte_byte(&c, p, n, i);
+    if (n - c.ls > c.maxline)
+        c.maxline = n - c.ls;
     if (n >= 5 && !memcmp(s, "From ", 5))
-        not7 = true;
-    if (!hi && !not7 && maxline <= HDR_FOLD)
+        c.not7 = true;
+    if (!c.hi && !c.not7 && c.maxline <= HDR_FOLD)
         return CTE_7BIT;
-    size_t qp = n + 2 * (hi + esc);
-    qp += qp / 73 * 3 + lines;
-    size_t b64 = (n + lines + 2) / 3 * 4;
+    size_t qp = n + 2 * (c.hi + c.esc);
+    qp += qp / 73 * 3 + c.lines;
+    size_t b64 = (n + c.lines + 2) / 3 * 4;
     b64 += b64 / 76 * 2;
     return qp <= b64 ? CTE_QP : CTE_B64;
 }
@@ -365,7 +449,8 @@ static void put_qp(wr *w, const char *s, size_t n)
         size_t end = n - i < QP_CHUNK ? n : i + QP_CHUNK;
         /* Worst case for the chunk: 3 octets a byte and a soft break (3)
          * every 25 bytes, under 4 a byte; a plain run started before end
-         * may go up to 75 bytes past it. */
+         * may go up to 75 bytes past it, and the 16-byte store below may
+         * write 15 bytes past the output's end. */
         char *o0 = buf_room(w->b, 4 * (end - i) + 4 * 80);
         if (!o0) {
             w->rc = TD_ETOOBIG;
@@ -383,6 +468,45 @@ static void put_qp(wr *w, const char *s, size_t n)
                 i++;
                 continue;
             }
+#if defined(__SSE2__)
+            /* Up to 16 plain characters: all 16 are stored (the room made
+             * above has the slack) and as many as are plain and fit on the
+             * line are kept, with no call and no inner loop. Blanks are
+             * plain here unless a line end follows them; a TAB takes the
+             * byte-wise path below. (A branch-free form that also wrote
+             * each '=' as "=3D" in the same step was slower: each step then
+             * waited for the last one's length before it could load.) */
+            if (i + 16 <= n && col < 75 && !(col == 0 && c == 'F')) {
+                unsigned m = not_plain16(s + i);
+                size_t k = m ? (size_t)__builtin_ctz(m) : 16, room = 75 - col;
+                if (k > room)
+                    k = room;
+                if (k && s[i + k - 1] == ' ' &&
+                    (i + k == n || s[i + k] == '\r' || s[i + k] == '\n'))
+                    k--;
+                if (k) {
+                    _mm_storeu_si128((__m128i *)(void *)o,
+                                     _mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+                    o += k;
+                    col += k;
+                    i += k;
+                    /* the '=' that ends most runs in HTML, if it fits */
+                    if (i < n && s[i] == '=' && col <= 72) {
+                        memcpy(o, "=3D", 3);
+                        o += 3;
+                        col += 3;
+                        i++;
+                        continue;
+                    }
+                    if (col >= 75 && i < n && s[i] != '\r' && s[i] != '\n') {
+                        memcpy(o, "=\r\n", 3);
+                        o += 3;
+                        col = 0;
+                    }
+                    continue;
+                }
+            }
+#endif
             /* a run of plain characters goes in one copy */
             if (qp_literal(c) && !(col == 0 && c == 'F')) {
                 size_t j = i;
