@@ -49,10 +49,29 @@ static int add_url(msg_context *c, json_t *obj, const char *key, track_kind kind
 struct msg_track_memo {
     size_t n;
     struct {
+        uint64_t hash;                     /* memo_hash of the URL */
         size_t url, url_len, out, out_len; /* offsets into arena */
     } e[MEMO_MAX];
     buf arena;
 };
+
+/* memo_hash: FNV-1a over the URL's length and its 8-byte words. The links
+ * of one template share long prefixes (https://shop.example/p/...), so
+ * comparing each stored URL from its first byte was most of a text
+ * template's render. */
+static uint64_t memo_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    for (; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
 
 void msg_context_memo_on(msg_context *c)
 {
@@ -69,19 +88,20 @@ void msg_context_memo_off(msg_context *c)
     c->memo = NULL;
 }
 
-static const char *memo_find(const struct msg_track_memo *m, const char *url, size_t n,
-                             size_t *len)
+static const char *memo_find(const struct msg_track_memo *m, uint64_t hash, const char *url,
+                             size_t n, size_t *len)
 {
     for (size_t i = 0; m && i < m->n; i++)
-        if (m->e[i].url_len == n && !memcmp(m->arena.data + m->e[i].url, url, n)) {
+        if (m->e[i].hash == hash && m->e[i].url_len == n &&
+            !memcmp(m->arena.data + m->e[i].url, url, n)) {
             *len = m->e[i].out_len;
             return m->arena.data + m->e[i].out;
         }
     return NULL;
 }
 
-static void memo_add(struct msg_track_memo *m, const char *url, size_t n, const char *out,
-                     size_t on)
+static void memo_add(struct msg_track_memo *m, uint64_t hash, const char *url, size_t n,
+                     const char *out, size_t on)
 {
     if (!m || m->n == MEMO_MAX)
         return;
@@ -90,6 +110,7 @@ static void memo_add(struct msg_track_memo *m, const char *url, size_t n, const 
         buf_truncate(&m->arena, at);
         return;
     }
+    m->e[m->n].hash = hash;
     m->e[m->n].url = at;
     m->e[m->n].url_len = n;
     m->e[m->n].out = at + n;
@@ -217,7 +238,19 @@ static bool url_ok(const char *u, size_t n)
 {
     if (!((n > 7 && !strncasecmp(u, "http://", 7)) || (n > 8 && !strncasecmp(u, "https://", 8))))
         return false;
-    for (size_t i = 0; i < n; i++)
+    /* no control, SP or DEL, 8 bytes at a time with hasless and haszero
+     * of "Bit Twiddling Hacks" (exact as yes/no answers); bytes >= 0x80
+     * (UTF-8) are allowed */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, del;
+        memcpy(&w, u + i, 8);
+        del = w ^ (ones * 0x7f);
+        if (((w - ones * 0x21) & ~w & highs) || ((del - ones) & ~del & highs))
+            return false;
+    }
+    for (; i < n; i++)
         if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
             return false;
     return true;
@@ -268,11 +301,6 @@ static int track_fn(void *ud, const char *text, size_t len, buf *out, td_error *
     if (!h->html)
         memcpy(url, text, n);
     url[n] = '\0';
-    if (!url_ok(url, n))
-        return td_err_set(e, TD_EINVAL,
-                          "{{#track}} wraps '%.80s', which is not an http or https URL without "
-                          "spaces",
-                          url);
     track_claims cl = {.kind = TRACK_CLICK,
                        .campaign_id = h->c->campaign_id,
                        .subscriber_id = h->c->subscriber_id,
@@ -280,13 +308,19 @@ static int track_fn(void *ud, const char *text, size_t len, buf *out, td_error *
                        .data = url,
                        .data_len = n};
     size_t start = out->len, made;
-    const char *memo = memo_find(h->c->memo, url, n, &made);
+    uint64_t hash = h->c->memo ? memo_hash(url, n) : 0;
+    const char *memo = memo_find(h->c->memo, hash, url, n, &made);
     int rc;
-    if (memo) {
+    if (memo) { /* checked when it was made */
         rc = buf_append(out, memo, made) ? td_err_set(e, TD_ETOOBIG, "no room for a tracking URL")
                                          : TD_OK;
+    } else if (!url_ok(url, n)) {
+        return td_err_set(e, TD_EINVAL,
+                          "{{#track}} wraps '%.80s', which is not an http or https URL without "
+                          "spaces",
+                          url);
     } else if (!(rc = track_url(h->c->key, h->c->base_url, &cl, out, e))) {
-        memo_add(h->c->memo, url, n, out->data + start, out->len - start);
+        memo_add(h->c->memo, hash, url, n, out->data + start, out->len - start);
     }
     if (!rc && h->html && (rc = html_escape_tail(out, start))) {
         buf_truncate(out, start);

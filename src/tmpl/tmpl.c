@@ -887,6 +887,8 @@ typedef struct rs {
     size_t steps;
     const tmpl_helper *helpers;
     size_t nhelpers;
+    buf **scratch; /* call_helper's buffers, one per helper nesting level */
+    size_t nscratch, hdepth;
 } rs;
 
 static int emit(rs *r, const char *p, size_t n)
@@ -924,6 +926,12 @@ static int emit_escaped(rs *r, const char *s, size_t n)
  * sequence replaced by U+FFFD so the message stays valid UTF-8. */
 static int emit_value(rs *r, const char *s, size_t n, bool escape)
 {
+    /* ASCII, most values (ids, codes, URLs), needs no UTF-8 check */
+    size_t a = 0;
+    while (a < n && !(s[a] & 0x80))
+        a++;
+    if (a == n)
+        return escape ? emit_escaped(r, s, n) : emit(r, s, n);
     while (n) {
         const uint8_t *bad = u8_check((const uint8_t *)s, n);
         size_t good = bad ? (size_t)((const char *)bad - s) : n;
@@ -1198,28 +1206,35 @@ static const tmpl_helper *find_helper(rs *r, const path *p)
 
 /* call_helper renders the section's content into a scratch buffer (same
  * caps: its bytes count against the output cap as if emitted) and appends
- * what the helper makes of it. */
+ * what the helper makes of it. The buffers live as long as the render (a
+ * campaign message calls a helper for each of its tracked links, and a
+ * buffer made and grown for each call was a tenth of the render). */
 static int call_helper(rs *r, const tmpl_helper *h, const node *n, size_t ind, size_t ind_n)
 {
+    if (r->hdepth == r->nscratch) {
+        r->scratch = xrealloc(r->scratch, (r->nscratch + 1) * sizeof *r->scratch);
+        r->scratch[r->nscratch] = xmalloc(sizeof(buf));
+        buf_init(r->scratch[r->nscratch++], BUF_NOCAP);
+    }
+    buf *scratch = r->scratch[r->hdepth++];
+    buf_reset(scratch);
     buf *saved = r->out;
     size_t saved_start = r->start;
-    buf scratch;
-    buf_init(&scratch, BUF_NOCAP);
-    r->out = &scratch;
+    r->out = scratch;
     r->start = 0;
     int rc = render_list(r, &n->kids, ind, ind_n, false);
     r->out = saved;
     r->start = saved_start;
     if (!rc) {
         size_t before = r->out->len;
-        rc = h->fn(h->ud, scratch.data ? scratch.data : "", scratch.len, r->out, r->e);
+        rc = h->fn(h->ud, scratch->data ? scratch->data : "", scratch->len, r->out, r->e);
         if (!rc && r->out->len - r->start > r->cap) {
             buf_truncate(r->out, before);
             rc = td_err_set(r->e, TD_ETOOBIG, "rendered output passes the cap of %zu bytes",
                             r->cap);
         }
     }
-    buf_free(&scratch);
+    r->hdepth--;
     return rc;
 }
 
@@ -1339,5 +1354,10 @@ int tmpl_render_with(tmpl *t, json_t *data, tmpl_partial_fn partials, void *ud,
     free(r.ctx);
     free(r.args);
     free(r.ib);
+    for (size_t i = 0; i < r.nscratch; i++) {
+        buf_free(r.scratch[i]);
+        free(r.scratch[i]);
+    }
+    free(r.scratch);
     return rc;
 }

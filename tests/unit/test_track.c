@@ -276,13 +276,92 @@ static void test_context(void **state)
     buf_free(&big);
 
     /* Not a URL, or a javascript: one, is refused with a message. */
-    static const char *const bad[] = {"{{#track}}javascript:alert(1){{/track}}",
-                                      "{{#track}}https://a b{{/track}}", "{{#track}}{{/track}}"};
+    static const char *const bad[] = {
+        "{{#track}}javascript:alert(1){{/track}}", "{{#track}}https://a b{{/track}}",
+        "{{#track}}{{/track}}",
+        /* past the first 8-byte words, and in the tail after them */
+        "{{#track}}https://shop.example/long/path\x7f/x{{/track}}",
+        "{{#track}}https://shop.example/long/pa\tth/x{{/track}}",
+        "{{#track}}https://shop.example/aaaaaaaaaaaaaaaaa b{{/track}}",
+        "{{#track}}https://shop.example/aaaaaaaaaaaaaaaaaaa\x1f{{/track}}",
+        "{{#track}}https://shop.example/aaaaaaaaaaaaaaaaaaaaaaa\x01{{/track}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         td_error e2 = {0};
         assert_int_equal(render(&mc, bad[i], true, &out, &e2), TD_EINVAL);
         assert_non_null(strstr(e2.msg, "not an http or https URL"));
     }
+    /* UTF-8 and every printable byte are kept */
+    assert_int_equal(render(&mc,
+                            "{{#track}}https://shop.example/caf\xc3\xa9/\xe0\xb8\xaa!~|{}^`"
+                            "[]{{/track}}",
+                            false, &out, &e),
+                     TD_OK);
+    free(out);
+}
+
+/* The memo (a campaign's builders keep one): a link made for the HTML is
+ * reused in the text, never across recipients, and what comes out is what
+ * the helper makes without one. */
+static void test_memo(void **state)
+{
+    (void)state;
+    msg_context plain = {.base_url = "https://news.example.com", .campaign_id = 7, .list_id = 3};
+    memcpy(plain.key, key, sizeof key);
+    msg_context memo = plain;
+    msg_context_memo_on(&memo);
+    static const char html[] =
+        "<a href=\"{{#track}}https://shop.example/p/a?ref={{subscriber.id}}&amp;x=1{{/track}}\">"
+        "<a href=\"{{#track}}https://shop.example/p/b?ref={{subscriber.id}}{{/track}}\">"
+        "<a href=\"{{#track}}https://shop.example/p/a?ref={{subscriber.id}}&amp;x=1{{/track}}\">";
+    static const char text[] = "{{#track}}https://shop.example/p/b?ref={{subscriber.id}}{{/track}}\n"
+                               "{{#track}}https://shop.example/p/a?ref={{subscriber.id}}&x=1"
+                               "{{/track}}\n{{#track}}https://shop.example/p/c{{/track}}\n";
+    tmpl *th, *tt;
+    td_error e = {0};
+    assert_int_equal(tmpl_compile(html, strlen(html), &th, &e), TD_OK);
+    assert_int_equal(tmpl_compile(text, strlen(text), &tt, &e), TD_OK);
+    for (int64_t id = 1; id <= 3; id++) {
+        sub_rec s = {.id = id, .email = "a@example.com", .name = "A", .attribs = "{}"};
+        buf out[2][2];
+        for (int m = 0; m < 2; m++) {
+            msg_context *c = m ? &memo : &plain;
+            json_t *d = msg_context_data(c, &s, &e);
+            assert_non_null(d);
+            for (int h = 0; h < 2; h++) {
+                tmpl_helper hp = msg_context_helper(c, h == 0);
+                buf_init(&out[m][h], BUF_NOCAP);
+                assert_int_equal(tmpl_render_with(h == 0 ? th : tt, d, NULL, NULL, &hp, 1,
+                                                  &out[m][h], &e),
+                                 TD_OK);
+            }
+            json_decref(d);
+        }
+        for (int h = 0; h < 2; h++) {
+            assert_int_equal(out[0][h].len, out[1][h].len);
+            assert_memory_equal(out[0][h].data, out[1][h].data, out[0][h].len);
+            buf_free(&out[0][h]);
+            buf_free(&out[1][h]);
+        }
+    }
+    /* a link refused stays refused after good ones were memoised */
+    sub_rec s = {.id = 9, .email = "a@example.com", .attribs = "{}"};
+    json_t *d = msg_context_data(&memo, &s, &e);
+    tmpl *bad;
+    static const char bad_src[] = "{{#track}}https://shop.example/p/b?ref=9{{/track}}"
+                                  "{{#track}}https://shop.example/p/b?r ef=9{{/track}}"
+                                  "{{#track}}https://shop.example/p/b?ref=9\x7f{{/track}}";
+    assert_int_equal(tmpl_compile(bad_src, strlen(bad_src), &bad, &e), TD_OK);
+    tmpl_helper hp = msg_context_helper(&memo, false);
+    buf b;
+    buf_init(&b, BUF_NOCAP);
+    assert_int_equal(tmpl_render_with(bad, d, NULL, NULL, &hp, 1, &b, &e), TD_EINVAL);
+    assert_non_null(strstr(e.msg, "not an http or https URL"));
+    buf_free(&b);
+    tmpl_free(bad);
+    json_decref(d);
+    tmpl_free(th);
+    tmpl_free(tt);
+    msg_context_memo_off(&memo);
 }
 
 int main(void)
@@ -294,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_hostile_tokens),
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_context),
+        cmocka_unit_test(test_memo),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
