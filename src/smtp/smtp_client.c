@@ -22,6 +22,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -72,6 +75,12 @@ static const int expect_stage[] = {
     [X_QUIT] = SMTP_STAGE_QUIT,
 };
 
+/* What a message needs of the session, found once when it is given: SMTPUTF8
+ * and 8BITMIME, and whether it can go out as it is (msg_needs). */
+struct needs {
+    bool utf8, eightbit, wire;
+};
+
 struct smtp_conn {
     /* configuration */
     char *host;
@@ -108,6 +117,7 @@ struct smtp_conn {
     size_t rcpt_sent, rcpt_replied, accepted;
     size_t data_pos;
     bool bol, pending_cr;
+    bool wire; /* the message is in wire form already (smtp_data_in_wire_form) */
     smtp_reply mail_reply;
     smtp_result res;
     bool res_ready;
@@ -117,7 +127,7 @@ struct smtp_conn {
      * above is taken; then it becomes the message in flight, its body held
      * back (gated) until smtp_conn_release */
     bool has_next, gated, go_pending;
-    bool next_utf8, next_eightbit; /* msg_needs of next, found at queueing */
+    struct needs next_needs; /* msg_needs of next, found at queueing */
     bool next_env; /* its envelope waits in next_out for the final dot */
     buf next_out;
     smtp_msg next;
@@ -579,6 +589,12 @@ static void body_fill(smtp_conn *c)
     size_t lim = c->data_pos + BODY_CHUNK < end ? c->data_pos + BODY_CHUNK : end;
     buf *o = &c->out;
     size_t i = c->data_pos;
+    if (c->wire && i < lim) {
+        /* in wire form already (found when it was given): as it is */
+        buf_append(o, d + i, lim - i);
+        c->bol = d[lim - 1] == '\n';
+        i = lim;
+    }
     while (i < lim) {
         if (c->pending_cr) {
             c->pending_cr = false;
@@ -1295,16 +1311,60 @@ int smtp_msg_check(const smtp_msg *m, td_error *e)
     return TD_OK;
 }
 
-/* The message's need for SMTPUTF8 and 8BITMIME, from its envelope and
- * content. */
-static void msg_needs(const smtp_msg *m, bool *utf8, bool *eightbit)
+bool smtp_data_in_wire_form(const char *d, size_t len)
 {
+    size_t i = 0;
+    bool lf_before = true; /* the start is a line start */
+#if defined(__SSE2__)
+    /* 16 bytes at a time: the LFs must be the CRs moved on by one, and no
+     * '.' may follow an LF (bit 16 of a mask carries into the next block) */
+    const __m128i vcr = _mm_set1_epi8('\r'), vlf = _mm_set1_epi8('\n'), vdot = _mm_set1_epi8('.');
+    unsigned cr_in = 0, lf_in = 1;
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        unsigned cr = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vcr));
+        unsigned lf = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vlf));
+        unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vdot));
+        if (lf != (((cr << 1) | cr_in) & 0xffffu) || (dot & ((lf << 1) | lf_in)))
+            return false;
+        cr_in = cr >> 15;
+        lf_in = lf >> 15;
+    }
+    if (cr_in && (i == len || d[i] != '\n'))
+        return false;
+    if (cr_in) /* the LF of a CRLF split by the blocks */
+        i++;
+    lf_before = i == 0 || d[i - 1] == '\n';
+#endif
+    for (; i < len; i++) {
+        char ch = d[i];
+        if (ch == '\r') {
+            if (i + 1 == len || d[i + 1] != '\n')
+                return false;
+            i++; /* the LF */
+            lf_before = true;
+            continue;
+        }
+        if (ch == '\n' || (ch == '.' && lf_before))
+            return false;
+        lf_before = false;
+    }
+    return true;
+}
+
+/* The message's need for SMTPUTF8 and 8BITMIME, from its envelope and
+ * content, and whether its data is in wire form already. */
+static struct needs msg_needs(const smtp_msg *m)
+{
+    struct needs n;
     size_t hend = header_end(m->data, m->len);
     bool u = non_ascii(m->from, strlen(m->from)) || non_ascii(m->data, hend);
     for (size_t i = 0; i < m->nrcpt && !u; i++)
         u = non_ascii(m->rcpt[i], strlen(m->rcpt[i]));
-    *utf8 = u;
-    *eightbit = u || non_ascii(m->data + hend, m->len - hend);
+    n.utf8 = u;
+    n.eightbit = u || non_ascii(m->data + hend, m->len - hend);
+    n.wire = smtp_data_in_wire_form(m->data, m->len);
+    return n;
 }
 
 /* The local refusal of a message this server cannot take (it needs
@@ -1372,7 +1432,7 @@ static void flush_next_envelope(smtp_conn *c)
 
 /* tx_begin makes m the message in flight, every recipient unanswered;
  * utf8 and eightbit are its msg_needs. */
-static void tx_begin(smtp_conn *c, const smtp_msg *m, bool utf8, bool eightbit)
+static void tx_begin(smtp_conn *c, const smtp_msg *m, struct needs n)
 {
     c->m = *m;
     memset(&c->res, 0, sizeof c->res);
@@ -1385,8 +1445,9 @@ static void tx_begin(smtp_conn *c, const smtp_msg *m, bool utf8, bool eightbit)
     c->gated = c->go_pending = false;
     c->rcpt_sent = c->rcpt_replied = c->accepted = 0;
     c->pipelined = c->caps.pipelining;
-    c->need_utf8 = utf8;
-    c->eightbit = eightbit;
+    c->need_utf8 = n.utf8;
+    c->eightbit = n.eightbit;
+    c->wire = n.wire;
 }
 
 int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
@@ -1396,9 +1457,7 @@ int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)
     int rc = smtp_msg_check(m, e);
     if (rc)
         return rc;
-    bool utf8, eightbit;
-    msg_needs(m, &utf8, &eightbit);
-    tx_begin(c, m, utf8, eightbit);
+    tx_begin(c, m, msg_needs(m));
     smtp_reply r;
     if (local_refusal(c, m, c->need_utf8, &r)) {
         tx_abort(c, &r, SMTP_PERM, false, false);
@@ -1425,10 +1484,9 @@ int smtp_conn_queue(smtp_conn *c, const smtp_msg *m, td_error *e)
     int rc = smtp_msg_check(m, e);
     if (rc)
         return rc;
-    bool utf8, eightbit;
-    msg_needs(m, &utf8, &eightbit);
+    struct needs n = msg_needs(m);
     smtp_reply r;
-    if (local_refusal(c, m, utf8, &r)) {
+    if (local_refusal(c, m, n.utf8, &r)) {
         smtp_reply_clear(&r);
         return td_err_set(e, TD_ETEMP, "smtp_conn_queue: the relay would refuse it");
     }
@@ -1437,10 +1495,9 @@ int smtp_conn_queue(smtp_conn *c, const smtp_msg *m, td_error *e)
      * envelope is written now and sent with the dot. */
     c->next = *m;
     c->has_next = true;
-    c->next_utf8 = utf8;
-    c->next_eightbit = eightbit;
+    c->next_needs = n;
     buf_reset(&c->next_out);
-    write_envelope(c, &c->next_out, m, utf8, eightbit);
+    write_envelope(c, &c->next_out, m, n.utf8, n.eightbit);
     c->next_env = true;
     if (c->body_done)
         flush_next_envelope(c);
@@ -1480,7 +1537,7 @@ bool smtp_conn_take_result(smtp_conn *c, smtp_result *out)
         /* A closed connection drops the queued message unsent: the caller
          * still holds it and settles it as not attempted. */
         if (!c->closed) {
-            tx_begin(c, &next, c->next_utf8, c->next_eightbit);
+            tx_begin(c, &next, c->next_needs);
             c->rcpt_sent = next.nrcpt; /* its envelope went with the queue */
             c->gated = true;
         }
