@@ -78,7 +78,7 @@ static const int expect_stage[] = {
 /* What a message needs of the session, found once when it is given: SMTPUTF8
  * and 8BITMIME, and whether it can go out as it is (msg_needs). */
 struct needs {
-    bool utf8, eightbit, wire;
+    bool utf8, eightbit, crlf;
 };
 
 struct smtp_conn {
@@ -117,7 +117,7 @@ struct smtp_conn {
     size_t rcpt_sent, rcpt_replied, accepted;
     size_t data_pos;
     bool bol, pending_cr;
-    bool wire; /* the message is in wire form already (smtp_data_in_wire_form) */
+    bool crlf; /* the message's line ends are all CRLF (smtp_data_crlf_only) */
     smtp_reply mail_reply;
     smtp_result res;
     bool res_ready;
@@ -579,6 +579,28 @@ closed:
 
 static void flush_next_envelope(smtp_conn *c);
 
+/* line_dot returns the first p in [from, to) (from >= 1) where a line
+ * starts with '.', or to. */
+static size_t line_dot(const char *d, size_t from, size_t to)
+{
+    size_t p = from;
+#if defined(__SSE2__)
+    const __m128i vlf = _mm_set1_epi8('\n'), vdot = _mm_set1_epi8('.');
+    for (; p + 16 <= to; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + p));
+        __m128i prev = _mm_loadu_si128((const __m128i *)(const void *)(d + p - 1));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(v, vdot), _mm_cmpeq_epi8(prev, vlf)));
+        if (m)
+            return p + (size_t)__builtin_ctz(m);
+    }
+#endif
+    for (; p < to; p++)
+        if (d[p] == '.' && d[p - 1] == '\n')
+            return p;
+    return to;
+}
+
 /* Turns up to BODY_CHUNK bytes of the message into wire form in c->out;
  * appends the final ".\r\n" after the last (and a queued message's
  * envelope after that). */
@@ -589,11 +611,16 @@ static void body_fill(smtp_conn *c)
     size_t lim = c->data_pos + BODY_CHUNK < end ? c->data_pos + BODY_CHUNK : end;
     buf *o = &c->out;
     size_t i = c->data_pos;
-    if (c->wire && i < lim) {
-        /* in wire form already (found when it was given): as it is */
-        buf_append(o, d + i, lim - i);
-        c->bol = d[lim - 1] == '\n';
-        i = lim;
+    /* Line ends all CRLF already (found when it was given, as for every
+     * message msg_build makes): copied as it is between the lines that
+     * start with '.', whose dot is doubled. */
+    while (c->crlf && i < lim) {
+        if (c->bol && d[i] == '.')
+            buf_putc(o, '.');
+        size_t k = line_dot(d, i + 1, lim);
+        buf_append(o, d + i, k - i);
+        c->bol = d[k - 1] == '\n';
+        i = k;
     }
     while (i < lim) {
         if (c->pending_cr) {
@@ -1311,49 +1338,42 @@ int smtp_msg_check(const smtp_msg *m, td_error *e)
     return TD_OK;
 }
 
-bool smtp_data_in_wire_form(const char *d, size_t len)
+bool smtp_data_crlf_only(const char *d, size_t len)
 {
     size_t i = 0;
-    bool lf_before = true; /* the start is a line start */
 #if defined(__SSE2__)
-    /* 16 bytes at a time: the LFs must be the CRs moved on by one, and no
-     * '.' may follow an LF (bit 16 of a mask carries into the next block) */
-    const __m128i vcr = _mm_set1_epi8('\r'), vlf = _mm_set1_epi8('\n'), vdot = _mm_set1_epi8('.');
-    unsigned cr_in = 0, lf_in = 1;
+    /* 16 bytes at a time: the LFs must be the CRs moved on by one (a CR
+     * in the last byte carries into the next block) */
+    const __m128i vcr = _mm_set1_epi8('\r'), vlf = _mm_set1_epi8('\n');
+    unsigned cr_in = 0;
     for (; i + 16 <= len; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
         unsigned cr = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vcr));
         unsigned lf = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vlf));
-        unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vdot));
-        if (lf != (((cr << 1) | cr_in) & 0xffffu) || (dot & ((lf << 1) | lf_in)))
+        if (lf != (((cr << 1) | cr_in) & 0xffffu))
             return false;
         cr_in = cr >> 15;
-        lf_in = lf >> 15;
     }
-    if (cr_in && (i == len || d[i] != '\n'))
-        return false;
-    if (cr_in) /* the LF of a CRLF split by the blocks */
+    if (cr_in) { /* the LF of a CRLF split by the blocks */
+        if (i == len || d[i] != '\n')
+            return false;
         i++;
-    lf_before = i == 0 || d[i - 1] == '\n';
+    }
 #endif
     for (; i < len; i++) {
-        char ch = d[i];
-        if (ch == '\r') {
+        if (d[i] == '\r') {
             if (i + 1 == len || d[i + 1] != '\n')
                 return false;
             i++; /* the LF */
-            lf_before = true;
-            continue;
-        }
-        if (ch == '\n' || (ch == '.' && lf_before))
+        } else if (d[i] == '\n') {
             return false;
-        lf_before = false;
+        }
     }
     return true;
 }
 
 /* The message's need for SMTPUTF8 and 8BITMIME, from its envelope and
- * content, and whether its data is in wire form already. */
+ * content, and whether its line ends are all CRLF already. */
 static struct needs msg_needs(const smtp_msg *m)
 {
     struct needs n;
@@ -1363,7 +1383,7 @@ static struct needs msg_needs(const smtp_msg *m)
         u = non_ascii(m->rcpt[i], strlen(m->rcpt[i]));
     n.utf8 = u;
     n.eightbit = u || non_ascii(m->data + hend, m->len - hend);
-    n.wire = smtp_data_in_wire_form(m->data, m->len);
+    n.crlf = smtp_data_crlf_only(m->data, m->len);
     return n;
 }
 
@@ -1447,7 +1467,7 @@ static void tx_begin(smtp_conn *c, const smtp_msg *m, struct needs n)
     c->pipelined = c->caps.pipelining;
     c->need_utf8 = n.utf8;
     c->eightbit = n.eightbit;
-    c->wire = n.wire;
+    c->crlf = n.crlf;
 }
 
 int smtp_conn_send(smtp_conn *c, const smtp_msg *m, td_error *e)

@@ -99,12 +99,12 @@ typedef struct smtp_msg {
  * smuggle a command or a parameter), or longer than SMTP_MAX_PATH. */
 int smtp_msg_check(const smtp_msg *m, td_error *e);
 
-/* smtp_data_in_wire_form: whether d[0..len) can go out after DATA as it is,
- * every line ending CRLF (no bare CR or LF) and none starting with '.',
- * as msg_build's messages are. A message given to a connection is checked
- * once; one that is not in wire form is made so line by line (CRLF line
- * ends, dot-stuffing) as it goes out. */
-bool smtp_data_in_wire_form(const char *d, size_t len);
+/* smtp_data_crlf_only: whether every line end of d[0..len) is CRLF (no bare
+ * CR or LF), as in every message msg_build makes. A message given to a
+ * connection is checked once; one that is goes out as it is but for the
+ * dot-stuffing of lines starting with '.', any other is made so line by line
+ * (CRLF line ends) as it goes out. */
+bool smtp_data_crlf_only(const char *d, size_t len);
 
 /* The outcome for one recipient. */
 typedef struct smtp_rcpt_result {

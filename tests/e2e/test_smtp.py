@@ -422,6 +422,32 @@ def test_bytes(tmp):
         check(b"MAIL FROM:<sender@example.com> SIZE=" in raw, "SIZE= on MAIL FROM")
         del data
 
+    # Line ends all CRLF (as msg_build makes them): the message goes out as
+    # it is but for its leading dots, some of them on either side of the
+    # client's 64 KB pieces and at the very start of the body.
+    lines = [b".first body line"]
+    size = 0
+    k = 0
+    while size < 150000:
+        k += 1
+        line = (b"." if k % 7 == 0 else b"") + b"x" * (k % 90) + (b"." if k % 5 == 0 else b"")
+        lines.append(line)
+        size += len(line) + 2
+    lines += [b".", b"..", b".last"]
+    crlf = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: crlf\r\n\r\n" +
+            b"\r\n".join(lines))
+    path = os.path.join(tmp, "crlf.eml")
+    open(path, "wb").write(crlf)
+    with Fault(tmp) as f:
+        ev = send(f"smtp://127.0.0.1:{f.port}?tls=none", "--data", path, "--timeout", 5000)
+        check(results(ev)[0]["status"] == "ok", "CRLF-only message sent")
+        m = f.msgs()
+        got = base64.b64decode(m[0]["content_b64"]) if m else b""
+        check(got == crlf + b"\r\n", "CRLF-only message un-stuffed equals what was given")
+        raw = f.raw(1)
+        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in lines)
+        check(stuffed + b"\r\n.\r\n" in raw, "CRLF-only message: each leading dot doubled")
+
     utf8_rcpt = "ñandú@example.com"
     eight = os.path.join(tmp, "8bit.eml")
     open(eight, "wb").write("Subject: x\r\n\r\nสวัสดี\r\n".encode())
