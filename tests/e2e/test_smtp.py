@@ -387,6 +387,18 @@ def test_auth(tmp):
               "tls=none: AUTH in clear text when asked for")
 
 
+def send_data(tmp, name, data):
+    """Sends data (as a file called name) to a fresh fault server; returns
+    the result's status, the message the server kept and its raw input."""
+    path = os.path.join(tmp, name)
+    open(path, "wb").write(data)
+    with Fault(tmp) as f:
+        ev = send(f"smtp://127.0.0.1:{f.port}?tls=none", "--data", path, "--timeout", 5000)
+        m = f.msgs()
+        got = base64.b64decode(m[0]["content_b64"]) if m else b""
+        return results(ev)[0]["status"], got, f.raw(1)
+
+
 def test_bytes(tmp):
     body = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: stuffing\r\n\r\n"
             b".leading dot\r\n"
@@ -402,25 +414,17 @@ def test_bytes(tmp):
     want = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: stuffing\r\n\r\n"
             b".leading dot\r\n..two dots\r\n.\r\nbare LF line\r\n.after bare LF\r\n"
             b"bare CR line\r\nCRLF line\r\n\r\n. space\r\nno final newline\r\n")
-    path = os.path.join(tmp, "stuff.eml")
-    open(path, "wb").write(body)
-    with Fault(tmp) as f:
-        ev = send(f"smtp://127.0.0.1:{f.port}?tls=none", "--data", path, "--timeout", 5000)
-        check(results(ev)[0]["status"] == "ok", "dot-stuffing message sent")
-        m = f.msgs()
-        got = base64.b64decode(m[0]["content_b64"]) if m else b""
-        check(got == want, "the server got the message with CRLF line ends, un-stuffed")
-        raw = f.raw(1)
-        check(b"\r\n..leading dot\r\n...two dots\r\n..\r\n" in raw and
-              b"\r\n..after bare LF\r\n" in raw and b"\r\n.. space\r\n" in raw,
-              "on the wire: every leading dot doubled")
-        check(raw.count(b"\r\n.\r\n") == 1 and b"no final newline\r\n.\r\n" in raw,
-              "one end-of-data, after a CRLF added to the last line")
-        data = raw[raw.index(b"354") if b"354" in raw else 0:]
-        check(b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b""),
-              "no bare CR or LF on the wire")
-        check(b"MAIL FROM:<sender@example.com> SIZE=" in raw, "SIZE= on MAIL FROM")
-        del data
+    status, got, raw = send_data(tmp, "stuff.eml", body)
+    check(status == "ok", "dot-stuffing message sent")
+    check(got == want, "the server got the message with CRLF line ends, un-stuffed")
+    check(b"\r\n..leading dot\r\n...two dots\r\n..\r\n" in raw and
+          b"\r\n..after bare LF\r\n" in raw and b"\r\n.. space\r\n" in raw,
+          "on the wire: every leading dot doubled")
+    check(raw.count(b"\r\n.\r\n") == 1 and b"no final newline\r\n.\r\n" in raw,
+          "one end-of-data, after a CRLF added to the last line")
+    check(b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b""),
+          "no bare CR or LF on the wire")
+    check(b"MAIL FROM:<sender@example.com> SIZE=" in raw, "SIZE= on MAIL FROM")
 
     # Line ends all CRLF (as msg_build makes them): the message goes out as
     # it is but for its leading dots, some of them on either side of the
@@ -436,17 +440,11 @@ def test_bytes(tmp):
     lines += [b".", b"..", b".last"]
     crlf = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: crlf\r\n\r\n" +
             b"\r\n".join(lines))
-    path = os.path.join(tmp, "crlf.eml")
-    open(path, "wb").write(crlf)
-    with Fault(tmp) as f:
-        ev = send(f"smtp://127.0.0.1:{f.port}?tls=none", "--data", path, "--timeout", 5000)
-        check(results(ev)[0]["status"] == "ok", "CRLF-only message sent")
-        m = f.msgs()
-        got = base64.b64decode(m[0]["content_b64"]) if m else b""
-        check(got == crlf + b"\r\n", "CRLF-only message un-stuffed equals what was given")
-        raw = f.raw(1)
-        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in lines)
-        check(stuffed + b"\r\n.\r\n" in raw, "CRLF-only message: each leading dot doubled")
+    status, got, raw = send_data(tmp, "crlf.eml", crlf)
+    check(status == "ok", "CRLF-only message sent")
+    check(got == crlf + b"\r\n", "CRLF-only message un-stuffed equals what was given")
+    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in lines)
+    check(stuffed + b"\r\n.\r\n" in raw, "CRLF-only message: each leading dot doubled")
 
     utf8_rcpt = "ñandú@example.com"
     eight = os.path.join(tmp, "8bit.eml")
