@@ -12,6 +12,13 @@
  * of a message, and most of the body goes to SHA-256 straight from the
  * caller's bytes. libopendkim and dkimpy stay as the test oracles.
  *
+ * Ed25519 signatures are made by libsodium (already linked for tokens and
+ * passwords), from the key OpenSSL parsed: measured here, its
+ * crypto_sign_ed25519_detached signs about 2.2x as fast as OpenSSL 3.0's
+ * EVP_DigestSign (about 55,000 against 25,000 signatures/s on one core).
+ * Ed25519 is deterministic, so both give the same bytes; the RFC 8463
+ * vector in tests/unit/test_dkim.c and dkimpy in the e2e tests check them.
+ *
  * Line ends: only CRLF ends a line. A bare CR or LF is an ordinary byte, as
  * RFC 6376 reads it; the message builder emits CRLF, and `tidings dkim sign`
  * converts its input before signing. */
@@ -22,6 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,7 +66,7 @@ struct dkim_signer {
     EVP_MD *sha256;     /* fetched once: an implicit fetch per digest costs */
     EVP_MD_CTX *md;     /* body and header hashing */
     EVP_PKEY_CTX *rsa;  /* sign_init done once; signs a SHA-256 digest */
-    EVP_MD_CTX *ed;     /* DigestSignInit done once; PureEdDSA, no md */
+    unsigned char ed_sk[crypto_sign_ed25519_SECRETKEYBYTES]; /* seed and public key */
     buf hdr;            /* the DKIM-Signature field being built */
     buf canon;          /* the canonical header data being hashed */
     buf hlist;          /* the h= names of the message being signed */
@@ -521,11 +529,21 @@ int dkim_signer_new(const char *domain, const char *selector, const char *pem,
             rc = ossl_fail(e, "preparing the RSA key");
     } else if (EVP_PKEY_is_a(k, "ED25519")) {
         s->algo = DKIM_ED25519_SHA256;
-        /* PureEdDSA: a NULL md; the message signed is the 32-byte SHA-256
-         * of the canonical header data (RFC 8463 3). */
-        if (!(s->ed = EVP_MD_CTX_new()) ||
-            EVP_DigestSignInit_ex(s->ed, NULL, NULL, NULL, NULL, k, NULL) <= 0)
-            rc = ossl_fail(e, "preparing the Ed25519 key");
+        /* The message signed is the 32-byte SHA-256 of the canonical
+         * header data (RFC 8463 3). libsodium keeps the key as seed and
+         * public key; the public key it derives must be OpenSSL's. */
+        unsigned char seed[32], pk[32], want[32];
+        size_t sn = sizeof seed, pn = sizeof want;
+        if (sodium_init() < 0)
+            rc = td_err_set(e, TD_EINTERNAL, "libsodium could not start");
+        else if (EVP_PKEY_get_raw_private_key(k, seed, &sn) <= 0 || sn != sizeof seed ||
+                 EVP_PKEY_get_raw_public_key(k, want, &pn) <= 0 || pn != sizeof want)
+            rc = ossl_fail(e, "reading the Ed25519 key");
+        else if (crypto_sign_ed25519_seed_keypair(pk, s->ed_sk, seed) != 0 ||
+                 sodium_memcmp(pk, want, sizeof pk) != 0)
+            rc = td_err_set(e, TD_EINTERNAL, "DKIM: the Ed25519 key of %s does not derive its "
+                            "own public key", selector);
+        sodium_memzero(seed, sizeof seed);
     } else {
         rc = td_err_set(e, TD_EINVAL, "DKIM: the key of %s is neither RSA nor Ed25519",
                         selector);
@@ -543,7 +561,7 @@ void dkim_signer_free(dkim_signer *s)
 {
     if (!s)
         return;
-    EVP_MD_CTX_free(s->ed);
+    sodium_memzero(s->ed_sk, sizeof s->ed_sk);
     EVP_PKEY_CTX_free(s->rsa);
     EVP_MD_CTX_free(s->md);
     EVP_MD_free(s->sha256);
@@ -571,14 +589,10 @@ static int sign_digest(dkim_signer *s, const unsigned char d[32], unsigned char 
             return ossl_fail(e, "RSA signing");
         return TD_OK;
     }
-    if (EVP_DigestSign(s->ed, sig, siglen, d, 32) > 0)
-        return TD_OK;
-    /* The one-shot context is reused as `openssl speed` does; should an
-     * OpenSSL release refuse a second use, start it again once. */
-    *siglen = SIG_MAX;
-    if (EVP_DigestSignInit_ex(s->ed, NULL, NULL, NULL, NULL, s->pkey, NULL) <= 0 ||
-        EVP_DigestSign(s->ed, sig, siglen, d, 32) <= 0)
-        return ossl_fail(e, "Ed25519 signing");
+    unsigned long long n = 0;
+    if (crypto_sign_ed25519_detached(sig, &n, d, 32, s->ed_sk) != 0)
+        return td_err_set(e, TD_EINTERNAL, "DKIM: Ed25519 signing failed");
+    *siglen = (size_t)n;
     return TD_OK;
 }
 
@@ -604,11 +618,21 @@ static void fold_put(fold *f, const char *tok, size_t n, bool space, size_t need
     f->col += n;
 }
 
+/* fold_tag puts "tag=val;" (by hand: snprintf was a tenth of the work
+ * around the signature). Values are DNS names, numbers and base64. */
 static void fold_tag(fold *f, const char *tag, const char *val)
 {
     char t[300];
-    int n = snprintf(t, sizeof t, "%s=%s;", tag, val);
-    fold_put(f, t, (size_t)n, true, (size_t)n);
+    size_t tl = strlen(tag), vl = strlen(val), n = tl + vl + 2;
+    if (n > sizeof t) {
+        f->rc |= TD_ETOOBIG;
+        return;
+    }
+    memcpy(t, tag, tl);
+    t[tl] = '=';
+    memcpy(t + tl + 1, val, vl);
+    t[n - 1] = ';';
+    fold_put(f, t, n, true, n);
 }
 
 static void sink_md(void *ctx, const char *p, size_t n)
@@ -690,9 +714,11 @@ int dkim_sign(dkim_signer *const *signers, size_t n, const char *msg, size_t len
         fold_tag(&f, "d", s->domain);
         fold_tag(&f, "s", s->selector);
         if (now > 0) {
-            char t[24];
-            snprintf(t, sizeof t, "%lld", (long long)now);
-            fold_tag(&f, "t", t);
+            char t[24], *d = t + sizeof t;
+            *--d = '\0';
+            for (uint64_t v = (uint64_t)now; v; v /= 10)
+                *--d = (char)('0' + v % 10);
+            fold_tag(&f, "t", d);
         }
         /* h=: one token per name, "h=" on the first, ';' on the last. */
         const char *p = s0->hlist.data, *end = p + s0->hlist.len;
@@ -700,10 +726,16 @@ int dkim_sign(dkim_signer *const *signers, size_t n, const char *msg, size_t len
         while (p < end) {
             const char *c = memchr(p, ':', (size_t)(end - p));
             size_t k = c ? (size_t)(c - p) : (size_t)(end - p);
-            char tok[40];
-            int tn = snprintf(tok, sizeof tok, "%s%.*s%c", first ? "h=" : "", (int)k, p,
-                              c ? ':' : ';');
-            fold_put(&f, tok, (size_t)tn, first, (size_t)tn);
+            char tok[40]; /* "h=", a signed field's name and ':' or ';' */
+            size_t tn = 0;
+            if (first) {
+                memcpy(tok, "h=", 2);
+                tn = 2;
+            }
+            memcpy(tok + tn, p, k);
+            tn += k;
+            tok[tn++] = c ? ':' : ';';
+            fold_put(&f, tok, tn, first, tn);
             first = false;
             p += k + (c ? 1 : 0);
         }
