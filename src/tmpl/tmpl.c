@@ -148,6 +148,15 @@ typedef struct cc { /* compile context */
     tmpl *t;
     td_error *e;
     char otag[MAX_DELIM + 1], ctag[MAX_DELIM + 1]; /* delimiters at the end */
+    /* Equal names share one key array (see make_path): an open-addressed
+     * table of the names made so far, by FNV-1a of the name. */
+    struct name_slot {
+        const char *name; /* in src; NULL: empty slot */
+        size_t n;
+        const char **part;
+        size_t parts;
+    } *names;
+    size_t nnames, anames;
 } cc;
 
 static int cerr(cc *c, int code, size_t off, const char *fmt, ...)
@@ -557,6 +566,36 @@ static bool at_bol(const char *s, size_t off)
     return off == 0 || s[off - 1] == '\n';
 }
 
+static uint64_t name_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* name_find gives the slot of name s[0..n): the one holding it, or the
+ * empty one where it goes. The table is kept at most half full. */
+static struct name_slot *name_find(cc *c, const char *s, size_t n)
+{
+    if (2 * (c->nnames + 1) > c->anames) {
+        struct name_slot *old = c->names;
+        size_t was = c->anames;
+        c->anames = was ? 2 * was : 64;
+        c->names = xcalloc(c->anames, sizeof *c->names);
+        for (size_t i = 0; i < was; i++)
+            if (old[i].name)
+                *name_find(c, old[i].name, old[i].n) = old[i];
+        free(old);
+    }
+    size_t mask = c->anames - 1, i = (size_t)name_hash(s, n) & mask;
+    while (c->names[i].name && (c->names[i].n != n || memcmp(c->names[i].name, s, n)))
+        i = (i + 1) & mask;
+    return &c->names[i];
+}
+
+/* make_path splits a dotted name into its keys. Every use of one name in a
+ * template gets the same key array: lookup's memo knows a name by it. */
 static int make_path(cc *c, const tok *t, path *p)
 {
     const char *s = c->src + t->name;
@@ -564,6 +603,12 @@ static int make_path(cc *c, const tok *t, path *p)
     if (n == 1 && s[0] == '.') {
         p->n = 0;
         p->part = NULL;
+        return 0;
+    }
+    struct name_slot *seen = name_find(c, s, n);
+    if (seen->name) {
+        p->part = seen->part;
+        p->n = seen->parts;
         return 0;
     }
     size_t parts = 1;
@@ -582,6 +627,8 @@ static int make_path(cc *c, const tok *t, path *p)
             b = i + 1;
         }
     }
+    *seen = (struct name_slot){s, n, p->part, p->n};
+    c->nnames++;
     return 0;
 }
 
@@ -789,7 +836,7 @@ static int compile(const char *src, size_t len, tmpl **out, td_error *e)
     char *copy = amalloc(&t->a, len + 1);
     memcpy(copy, src, len);
     copy[len] = '\0';
-    cc c = {copy, len, t, e, "{{", "}}"};
+    cc c = {.src = copy, .len = len, .t = t, .e = e, .otag = "{{", .ctag = "}}"};
     toks tv = {0};
     int rc = tokenize(&c, &tv);
     if (!rc)
@@ -799,6 +846,7 @@ static int compile(const char *src, size_t len, tmpl **out, td_error *e)
         rc = build(&c, &tv);
     }
     free(tv.v);
+    free(c.names);
     if (rc) {
         tmpl_free(t);
         return rc;
@@ -870,6 +918,9 @@ void tmpl_set_limits(tmpl *t, const tmpl_limits *l)
 
 /* ---- rendering ------------------------------------------------------------ */
 
+#define ROOT_MEMO_BITS 6
+#define ROOT_MEMO (1u << ROOT_MEMO_BITS)
+
 typedef struct rs {
     tmpl *top;
     tmpl_partial_fn fn;
@@ -889,6 +940,15 @@ typedef struct rs {
     size_t nhelpers;
     buf **scratch; /* call_helper's buffers, one per helper nesting level */
     size_t nscratch, hdepth;
+    /* Names resolved against the data alone (no section context pushed),
+     * by the address of their shared key array (make_path): the data does
+     * not change during a render, and a campaign template looks up the same
+     * few dotted names over and over (three in each tracked link), each a
+     * chain of hash lookups. */
+    struct {
+        const char **part;
+        json_t *v;
+    } memo[ROOT_MEMO];
 } rs;
 
 static int emit(rs *r, const char *p, size_t n)
@@ -997,6 +1057,11 @@ static json_t *lookup(rs *r, const path *p)
 {
     if (p->n == 0)
         return r->ctx[r->nctx - 1];
+    /* Fibonacci hashing of the address: its top bits */
+    size_t slot = (size_t)(((uint64_t)(uintptr_t)p->part * 0x9E3779B97F4A7C15ull) >>
+                           (64 - ROOT_MEMO_BITS));
+    if (r->nctx == 1 && r->memo[slot].part == p->part)
+        return r->memo[slot].v;
     json_t *v = NULL;
     for (size_t i = r->nctx; i-- > 0;) {
         if (json_is_object(r->ctx[i]) && (v = json_object_get(r->ctx[i], p->part[0])))
@@ -1004,6 +1069,10 @@ static json_t *lookup(rs *r, const path *p)
     }
     for (size_t k = 1; v && k < p->n; k++)
         v = json_is_object(v) ? json_object_get(v, p->part[k]) : NULL;
+    if (r->nctx == 1) {
+        r->memo[slot].part = p->part;
+        r->memo[slot].v = v;
+    }
     return v;
 }
 

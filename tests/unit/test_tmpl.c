@@ -157,6 +157,47 @@ static void test_render_table(void **state)
     }
 }
 
+/* lookup memoises names resolved against the data alone, keyed by the key
+ * array all uses of a name share: a name must still resolve afresh inside
+ * sections that push a context, in partials, and past memo collisions. */
+static void test_name_memo(void **state)
+{
+    (void)state;
+    char *got = NULL;
+    td_error e;
+    assert_int_equal(render("{{a.b}}|{{#l}}{{a.b}}{{/l}}|{{a.b}}|{{#a}}{{b}}{{/a}}|{{b}}|"
+                            "{{^l}}{{/l}}{{>p}}|{{a.b}}",
+                            "{\"a\": {\"b\": \"root\"}, \"b\": \"top\", "
+                            "\"l\": [{\"a\": {\"b\": \"inner\"}}, {}]}",
+                            "{\"p\": \"[{{a.b}}{{#l}}{{a.b}}{{/l}}{{b}}]\"}", &got, &e),
+                     0);
+    assert_string_equal(got, "root|innerroot|root|root|top|[rootinnerroottop]|root");
+    free(got);
+
+    /* 300 names, each used twice, far more than the memo's slots */
+    buf src, data, want;
+    buf_init(&src, BUF_NOCAP);
+    buf_init(&data, BUF_NOCAP);
+    buf_init(&want, BUF_NOCAP);
+    buf_puts(&data, "{");
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 300; i++) {
+            int k = round ? 299 - i : i;
+            buf_printf(&src, "{{g.n%d}},", k);
+            buf_printf(&want, "%d,", k * 7);
+        }
+    buf_puts(&data, "\"g\": {");
+    for (int i = 0; i < 300; i++)
+        buf_printf(&data, "%s\"n%d\": %d", i ? ", " : "", i, i * 7);
+    buf_puts(&data, "}}");
+    assert_int_equal(render(src.data, data.data, NULL, &got, &e), 0);
+    assert_string_equal(got, want.data);
+    free(got);
+    buf_free(&src);
+    buf_free(&data);
+    buf_free(&want);
+}
+
 static void test_invalid_utf8_in_data(void **state)
 {
     (void)state;
@@ -439,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_render_table),
+        cmocka_unit_test(test_name_memo),
         cmocka_unit_test(test_invalid_utf8_in_data),
         cmocka_unit_test(test_compile_once_render_many),
         cmocka_unit_test(test_partial_recursion_cap),
