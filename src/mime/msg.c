@@ -377,6 +377,17 @@ static size_t cte_scan16(cte_scan *c, const unsigned char *p, size_t n, size_t *
 }
 #endif
 
+/* qp_or_b64 picks, for a text that cannot go as 7bit, quoted-printable
+ * when its encoded size (from the counts of c) is no more than base64's. */
+static int qp_or_b64(const cte_scan *c, size_t n)
+{
+    size_t qp = n + 2 * (c->hi + c->esc);
+    qp += qp / 73 * 3 + c->lines;
+    size_t b64 = (n + c->lines + 2) / 3 * 4;
+    b64 += b64 / 76 * 2;
+    return qp <= b64 ? CTE_QP : CTE_B64;
+}
+
 /* choose_cte picks the transfer encoding of a text part from its content:
  * 7bit when it is ASCII without controls in lines of at most 78 octets (and
  * without "=_", so it cannot hold a boundary, nor a line starting "From "
@@ -400,11 +411,100 @@ static int choose_cte(const char *s, size_t n)
         c.not7 = true;
     if (!c.hi && !c.not7 && c.maxline <= HDR_FOLD)
         return CTE_7BIT;
-    size_t qp = n + 2 * (c.hi + c.esc);
-    qp += qp / 73 * 3 + c.lines;
-    size_t b64 = (n + c.lines + 2) / 3 * 4;
-    b64 += b64 / 76 * 2;
-    return qp <= b64 ? CTE_QP : CTE_B64;
+    return qp_or_b64(&c, n);
+}
+
+/* seven_bit tells whether s[0..n) can go as 7bit by choose_cte's rule,
+ * stopping at the first byte that rules it out: the first long line of an
+ * HTML part is usually in its first few hundred bytes. */
+static bool seven_bit(const unsigned char *p, size_t n)
+{
+    if (n >= 5 && !memcmp(p, "From ", 5))
+        return false;
+    size_t ls = 0, i = 0; /* ls: where the current line starts */
+#if defined(__SSE2__)
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
+                  cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'),
+                  us = _mm_set1_epi8('_'), zero = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i hi = _mm_cmplt_epi8(v, zero);
+        __m128i nl = _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf));
+        __m128i low = _mm_andnot_si128(_mm_or_si128(nl, _mm_cmpeq_epi8(v, tab)),
+                                       _mm_andnot_si128(hi, _mm_cmpgt_epi8(sp, v)));
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(hi, low), _mm_cmpeq_epi8(v, del))))
+            return false;
+        unsigned em = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, eq));
+        if (em && ((em & ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, us)) >> 1)) ||
+                   ((em & 0x8000u) && i + 16 < n && p[i + 16] == '_')))
+            return false;
+        for (unsigned lm = (unsigned)_mm_movemask_epi8(nl); lm; lm &= lm - 1) {
+            size_t at = i + (size_t)__builtin_ctz(lm);
+            if (at < ls) /* the LF of a CRLF already seen */
+                continue;
+            if (at - ls > HDR_FOLD)
+                return false;
+            if (p[at] == '\r' && at + 1 < n && p[at + 1] == '\n')
+                at++;
+            ls = at + 1;
+            if (n - ls >= 5 && p[ls] == 'F' && !memcmp(p + ls, "From ", 5))
+                return false;
+        }
+        if (i + 16 > ls && i + 16 - ls > HDR_FOLD)
+            return false;
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '\r' || c == '\n') {
+            if (i < ls)
+                continue;
+            if (i - ls > HDR_FOLD)
+                return false;
+            if (c == '\r' && i + 1 < n && p[i + 1] == '\n')
+                i++;
+            ls = i + 1;
+            if (n - ls >= 5 && p[ls] == 'F' && !memcmp(p + ls, "From ", 5))
+                return false;
+        } else if (c >= 0x80 || (c < 0x20 && c != '\t') || c == 0x7f ||
+                   (c == '=' && i + 1 < n && p[i + 1] == '_')) {
+            return false;
+        }
+    }
+    return n - ls <= HDR_FOLD;
+}
+
+/* How much of a text cte_first_look samples, and the share of bytes to
+ * escape in it above which quoted-printable is unlikely to win. */
+#define CTE_LOOK 4096
+#define CTE_DENSE 8 /* one byte in 8 */
+
+/* cte_first_look gives choose_cte's answer when that is cheap to know:
+ * CTE_7BIT when the text can go as 7bit. Otherwise CTE_QP when few of its
+ * first CTE_LOOK bytes need escaping: quoted-printable is then likely, and
+ * text_part encodes at once, counting as it goes, and checks the choice
+ * after (so a 20 KB HTML part is read once, not twice). Otherwise CTE_B64,
+ * meaning "count it all first". */
+static int cte_first_look(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (seven_bit(p, n))
+        return CTE_7BIT;
+    size_t look = n < CTE_LOOK ? n : CTE_LOOK, esc = 0, i = 0;
+#if defined(__SSE2__)
+    for (; i + 16 <= look; i += 16) {
+        /* the 16 flags counted in place (x86-64's baseline has no popcnt
+         * instruction, and __builtin_popcount became a call) */
+        unsigned m = not_plain16(s + i);
+        m -= (m >> 1) & 0x5555u;
+        m = (m & 0x3333u) + ((m >> 2) & 0x3333u);
+        m = (m + (m >> 4)) & 0x0f0fu;
+        esc += (m + (m >> 8)) & 0x1fu;
+    }
+#endif
+    for (; i < look; i++)
+        esc += p[i] < 0x20 || p[i] >= 0x7f || p[i] == '=';
+    return esc * CTE_DENSE > look ? CTE_B64 : CTE_QP;
 }
 
 /* put_7bit copies text with every line ending made CRLF. */
@@ -440,7 +540,7 @@ static bool qp_literal(unsigned char c)
  * staging area: the HTML part is most of a newsletter, and that second
  * copy was a large part of the encoder's time (bench/render). */
 #define QP_CHUNK 4096
-static void put_qp(wr *w, const char *s, size_t n)
+static void put_qp(wr *w, const char *s, size_t n, cte_scan *count)
 {
     w_flush(w);
     size_t col = 0;
@@ -466,6 +566,7 @@ static void put_qp(wr *w, const char *s, size_t n)
                 *o++ = '\n';
                 col = 0;
                 i++;
+                count->lines++;
                 continue;
             }
 #if defined(__SSE2__)
@@ -496,6 +597,7 @@ static void put_qp(wr *w, const char *s, size_t n)
                         o += 3;
                         col += 3;
                         i++;
+                        count->esc++;
                         continue;
                     }
                     if (col >= 75 && i < n && s[i] != '\r' && s[i] != '\n') {
@@ -549,6 +651,10 @@ static void put_qp(wr *w, const char *s, size_t n)
             }
             if (col == 0 && c == 'F' && n - i >= 5 && !memcmp(s + i, "From ", 5))
                 lit = false;
+            if (c >= 0x80)
+                count->hi++;
+            else if (c == '=' || (c < 0x20 && c != '\t') || c == 0x7f)
+                count->esc++;
             if (lit) {
                 *o++ = (char)c;
                 col++;
@@ -614,20 +720,40 @@ static int canon_crlf(buf *scratch, const char *s, size_t n)
     return w.rc;
 }
 
-/* text_part writes a text part's headers and body; the body has no final
- * CRLF of its own unless the text ends with a line end. */
-static void text_part(wr *w, const char *subtype, const char *s, size_t n, buf *scratch)
+static void part_head(wr *w, const char *subtype, int cte)
 {
-    int cte = choose_cte(s, n);
     w_puts(w, "Content-Type: text/");
     w_puts(w, subtype);
     w_puts(w, "; charset=utf-8\r\nContent-Transfer-Encoding: ");
     w_puts(w, cte_names[cte]);
     w_put(w, "\r\n\r\n", 4);
+}
+
+/* text_part writes a text part's headers and body; the body has no final
+ * CRLF of its own unless the text ends with a line end. The encoding is
+ * always choose_cte's; cte_first_look says how to get it cheaply. */
+static void text_part(wr *w, const char *subtype, const char *s, size_t n, buf *scratch)
+{
+    cte_scan count = {.lines = 1};
+    int cte = cte_first_look(s, n);
+    if (cte == CTE_QP) {
+        w_flush(w);
+        size_t mark = w->b->len;
+        part_head(w, subtype, CTE_QP);
+        put_qp(w, s, n, &count);
+        /* put_qp counted what choose_cte counts; not 7bit is known */
+        if (w->rc || qp_or_b64(&count, n) == CTE_QP)
+            return;
+        buf_truncate(w->b, mark);
+        cte = CTE_B64;
+    } else if (cte == CTE_B64) {
+        cte = choose_cte(s, n);
+    }
+    part_head(w, subtype, cte);
     if (cte == CTE_7BIT) {
         put_7bit(w, s, n);
     } else if (cte == CTE_QP) {
-        put_qp(w, s, n);
+        put_qp(w, s, n, &count);
     } else {
         int rc = canon_crlf(scratch, s, n);
         if (rc && !w->rc)
@@ -746,19 +872,32 @@ static void attachment_part(wr *w, const msg_attachment *a)
 
 /* ---- headers of one message ---- */
 
+/* check_body refuses a body that is not UTF-8 or holds a NUL byte. It
+ * reads 16 bytes at a time to the next byte >= 0x80 or NUL; only each run
+ * of bytes >= 0x80 goes to the full check. That is enough: a UTF-8
+ * sequence is all bytes >= 0x80, so valid text is valid text in every such
+ * run. (A greeting with an Arabic or Thai name near the top used to send
+ * the whole rest of the HTML to the byte-wise check.) */
 static int check_body(const char *what, const char *s, size_t n, td_error *e)
 {
-    /* ASCII goes 8 bytes at a time; only each run of non-ASCII bytes is
-     * given to the full check. That is enough: a UTF-8 sequence is all
-     * bytes >= 0x80, so valid text is valid text in every such run. (A
-     * greeting with an Arabic or Thai name near the top used to send the
-     * whole rest of the HTML to the byte-wise check.) */
     size_t i = 0;
     while (i < n) {
-        while (i + 8 <= n && !(load8(s + i) & HIGHS))
+#if defined(__SSE2__)
+        const __m128i zero = _mm_setzero_si128();
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            if (_mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, zero), _mm_cmpeq_epi8(v, zero))))
+                break;
+            i += 16;
+        }
+#else
+        while (i + 8 <= n && !(load8(s + i) & HIGHS) && !memchr(s + i, '\0', 8))
             i += 8;
-        while (i < n && !(s[i] & 0x80))
+#endif
+        while (i < n && s[i] && !(s[i] & 0x80))
             i++;
+        if (i < n && !s[i])
+            return td_err_set(e, TD_EINVAL, "the %s holds a NUL byte (byte %zu)", what, i + 1);
         size_t j = i;
         while (j < n && (s[j] & 0x80))
             j++;
@@ -768,10 +907,6 @@ static int check_body(const char *what, const char *s, size_t n, td_error *e)
                               i + bad + 1);
         i = j;
     }
-    const char *z = memchr(s, '\0', n);
-    if (z)
-        return td_err_set(e, TD_EINVAL, "the %s holds a NUL byte (byte %zu)", what,
-                          (size_t)(z - s) + 1);
     return TD_OK;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hdr_check.h"
 #include "mime/addr.h"
@@ -309,6 +310,19 @@ static void test_raw_list_id_date(void **state)
     assert_string_equal(b.data, "Date: Tue, 01 Jul 2025 10:00:00 +0000\r\n"
                                 "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"
                                 "Date: Tue, 29 Feb 2000 00:00:00 +0000\r\n");
+    /* every field against strftime (the C locale's names are RFC 5322's) */
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        time_t t = (time_t)(x % 253402300800ull); /* up to 9999-12-31 */
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        char want[64];
+        strftime(want, sizeof want, "Date: %a, %d %b %Y %H:%M:%S +0000\r\n", &tm);
+        buf_reset(&b);
+        assert_int_equal(hdr_date(&b, "Date", t), 0);
+        assert_string_equal(b.data, want);
+    }
     buf_free(&b);
 }
 

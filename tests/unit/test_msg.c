@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +388,89 @@ static void test_cte_random(void **state)
     buf_free(&in);
 }
 
+/* Texts longer than the start the builder samples to guess the encoding
+ * (4 KB): a light start and a dense rest make it encode quoted-printable
+ * first and then switch to base64; the other way round, it counts first.
+ * The choice is always the oracle's, the part has one set of headers, and
+ * a base64 body decodes back to the text. */
+static void test_cte_long(void **state)
+{
+    (void)state;
+    msg_envelope_spec es = {.from = "a@example.com"};
+    msg_envelope *env;
+    td_error e;
+    assert_int_equal(msg_envelope_new(&es, &env, &e), 0);
+    buf in, b;
+    buf_init(&in, BUF_NOCAP);
+    buf_init(&b, BUF_NOCAP);
+    int seen[3] = {0};
+    for (size_t light = 0; light <= 12000; light += 500)
+        for (int order = 0; order < 2; order++) {
+            buf_reset(&in);
+            for (int part = 0; part < 2; part++) {
+                if (part == order) /* long lines of HTML */
+                    for (size_t i = 0; i < light; i += 25)
+                        buf_puts(&in, i % 2000 < 25 ? "<td style=\"a\">abcdefghi\n"
+                                                    : "<td style=\"a\">abcdefghij");
+                else /* Thai, three bytes a letter */
+                    for (size_t i = 0; i < 1500; i += 3)
+                        buf_puts(&in, i % 300 ? "\xe0\xb8\xaa" : "\n");
+            }
+            const char *want = cte_want(in.data, in.len);
+            seen[!strcmp(want, "7bit") ? 0 : !strcmp(want, "base64") ? 2 : 1]++;
+            msg_spec s = {.to = "b@example.com", .subject = "s", .subject_len = 1,
+                          .text = in.data, .text_len = in.len, .date = DATE,
+                          .message_id = "a@b"};
+            buf_reset(&b);
+            assert_int_equal(msg_build(env, &s, &b, NULL, &e), 0);
+            check_structure("cte long", b.data, b.len);
+            const char *h = strstr(b.data, "Content-Transfer-Encoding: ");
+            assert_non_null(h);
+            if (strncmp(h + 27, want, strlen(want)))
+                fail_msg("light %zu, order %d: %.20s, want %s", light, order, h + 27, want);
+            assert_null(strstr(h + 1, "Content-Transfer-Encoding: "));
+            assert_int_equal(b.data[b.len - 1], '\n');
+            if (!strcmp(want, "base64")) {
+                const char *body = strstr(h, "\r\n\r\n") + 4;
+                unsigned char *dec = malloc(b.len);
+                size_t dn = 0;
+                assert_int_equal(sodium_base642bin(dec, b.len, body, strlen(body), "\r\n",
+                                                   &dn, NULL, sodium_base64_VARIANT_ORIGINAL),
+                                 0);
+                /* the text with CRLF line ends */
+                size_t j = 0;
+                for (size_t i = 0; i < in.len; i++) {
+                    if (in.data[i] == '\n')
+                        assert_true(j < dn && dec[j++] == '\r');
+                    assert_true(j < dn && dec[j++] == (unsigned char)in.data[i]);
+                }
+                assert_int_equal(j, dn);
+                free(dec);
+            }
+        }
+    assert_true(seen[1] > 0 && seen[2] > 0);
+    /* Near the line between the two, where the count of lines decides: a
+     * light start of short lines, then short lines holding more and more
+     * Thai letters. */
+    for (size_t thai = 0; thai < 3000; thai += 7) {
+        buf_reset(&in);
+        while (in.len < 4200)
+            buf_puts(&in, "abcdefghijklmnopqrstuvw\n");
+        for (size_t line = 0, put = 0; line < 300; line++) {
+            buf_puts(&in, "abcdefghij");
+            for (size_t k = 0; k < 10 && put < thai; k++, put++)
+                buf_puts(&in, "\xe0\xb8\xaa");
+            buf_puts(&in, "\n");
+        }
+        const char *want = cte_want(in.data, in.len);
+        if (strcmp(cte_of(in.data), want))
+            fail_msg("%zu Thai letters: %s, want %s", thai, cte_of(in.data), want);
+    }
+    buf_free(&in);
+    buf_free(&b);
+    msg_envelope_free(env);
+}
+
 /* The quoted-printable encoder skips plain text 16 (or 8) bytes at a time
  * and writes in place: random texts with long plain runs, blanks before
  * line ends, '=', tabs, "From " and UTF-8 must decode back to the text
@@ -484,6 +568,57 @@ static void test_qp_random(void **state)
 }
 
 /* ---- hostile values ---- */
+
+/* The body check reads 16 bytes at a time: a NUL or a bad UTF-8 byte at
+ * any offset of the blocks (and past them) is refused with its position,
+ * and UTF-8 sequences across the blocks' edges are accepted. */
+static void test_body_check(void **state)
+{
+    (void)state;
+    msg_envelope_spec es = {.from = "a@example.com"};
+    msg_envelope *env;
+    td_error e;
+    assert_int_equal(msg_envelope_new(&es, &env, &e), 0);
+    buf b;
+    buf_init(&b, BUF_NOCAP);
+    char body[80];
+    static const char *const faults[] = {"\0", "\xff", "\xc3", "\xe0\xb8", "\x80"};
+    static const char *const wants[] = {"NUL byte", "not valid UTF-8", "not valid UTF-8",
+                                        "not valid UTF-8", "not valid UTF-8"};
+    for (int html = 0; html < 2; html++)
+        for (size_t f = 0; f < 5; f++)
+            for (size_t at = 0; at < 70; at++) {
+                memset(body, 'a', sizeof body);
+                size_t fl = f == 0 ? 1 : strlen(faults[f]);
+                memcpy(body + at, faults[f], fl);
+                size_t n = at + fl + (at % 3) * 4; /* the fault last or not */
+                msg_spec sp = {.to = "b@example.com", .subject = "s", .subject_len = 1,
+                               .date = DATE, .message_id = "a@b"};
+                if (html)
+                    sp.html = body, sp.html_len = n;
+                else
+                    sp.text = body, sp.text_len = n;
+                buf_reset(&b);
+                assert_int_equal(msg_build(env, &sp, &b, NULL, &e), TD_EINVAL);
+                char pos[32];
+                snprintf(pos, sizeof pos, "(byte %zu)", at + 1);
+                if (!strstr(e.msg, wants[f]) || !strstr(e.msg, pos))
+                    fail_msg("fault %zu at %zu: %s", f, at, e.msg);
+            }
+    /* a Thai letter (3 bytes) and an emoji (4) at every offset */
+    static const char *const good[] = {"\xe0\xb8\xaa", "\xf0\x9f\x99\x82"};
+    for (size_t g = 0; g < 2; g++)
+        for (size_t at = 0; at < 40; at++) {
+            memset(body, 'a', sizeof body);
+            memcpy(body + at, good[g], strlen(good[g]));
+            msg_spec sp = {.to = "b@example.com", .subject = "s", .subject_len = 1,
+                           .html = body, .html_len = 60, .date = DATE, .message_id = "a@b"};
+            buf_reset(&b);
+            assert_int_equal(msg_build(env, &sp, &b, NULL, &e), 0);
+        }
+    buf_free(&b);
+    msg_envelope_free(env);
+}
 
 static void test_hostile(void **state)
 {
@@ -836,6 +971,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),  cmocka_unit_test(test_cte),
         cmocka_unit_test(test_qp_random), cmocka_unit_test(test_cte_random),
+        cmocka_unit_test(test_cte_long), cmocka_unit_test(test_body_check),
         cmocka_unit_test(test_hostile), cmocka_unit_test(test_ids_and_reuse),
         cmocka_unit_test(test_verp),    cmocka_unit_test(test_unescape),
     };
