@@ -25,21 +25,6 @@ static json_t *first_word(const char *name)
     return json_stringn(name, n);
 }
 
-static int add_url(msg_context *c, json_t *obj, const char *key, track_kind kind, td_error *e)
-{
-    buf b;
-    buf_init(&b, BUF_NOCAP);
-    track_claims cl = {.kind = kind,
-                       .campaign_id = c->campaign_id,
-                       .subscriber_id = c->subscriber_id,
-                       .list_id = c->list_id};
-    int rc = track_url(c->key, c->base_url, &cl, &b, e);
-    if (!rc)
-        json_object_set_new(obj, key, json_stringn(b.data, b.len));
-    buf_free(&b);
-    return rc;
-}
-
 /* The memo: click URLs (before HTML escaping) by target, for the current
  * recipient, in one arena. A template's links are a few dozen; past the
  * caps, links are simply made anew. */
@@ -53,6 +38,10 @@ struct msg_track_memo {
         size_t url, url_len, out, out_len; /* offsets into arena */
     } e[MEMO_MAX];
     buf arena;
+    /* The same for every recipient: made for the first, then shared (the
+     * context's campaign fields do not change while the memo is on). */
+    json_t *list, *campaign, *sender;
+    buf url; /* add_url's scratch */
 };
 
 /* memo_hash: FNV-1a over the URL's length and its 8-byte words. The links
@@ -77,6 +66,7 @@ void msg_context_memo_on(msg_context *c)
 {
     c->memo = xcalloc(1, sizeof *c->memo);
     buf_init(&c->memo->arena, MEMO_ARENA);
+    buf_init(&c->memo->url, BUF_NOCAP);
 }
 
 void msg_context_memo_off(msg_context *c)
@@ -84,6 +74,10 @@ void msg_context_memo_off(msg_context *c)
     if (!c->memo)
         return;
     buf_free(&c->memo->arena);
+    buf_free(&c->memo->url);
+    json_decref(c->memo->list);
+    json_decref(c->memo->campaign);
+    json_decref(c->memo->sender);
     free(c->memo);
     c->memo = NULL;
 }
@@ -118,6 +112,57 @@ static void memo_add(struct msg_track_memo *m, uint64_t hash, const char *url, s
     m->n++;
 }
 
+static int add_url(msg_context *c, json_t *obj, const char *key, track_kind kind, td_error *e)
+{
+    buf own, *b = &own;
+    if (c->memo) {
+        b = &c->memo->url;
+        buf_reset(b);
+    } else {
+        buf_init(b, BUF_NOCAP);
+    }
+    track_claims cl = {.kind = kind,
+                       .campaign_id = c->campaign_id,
+                       .subscriber_id = c->subscriber_id,
+                       .list_id = c->list_id};
+    int rc = track_url(c->key, c->base_url, &cl, b, e);
+    if (!rc)
+        json_object_set_new(obj, key, json_stringn(b->data, b->len));
+    if (b == &own)
+        buf_free(b);
+    return rc;
+}
+
+/* campaign_parts gives new references to the list, campaign and sender
+ * objects: the memo's when it has them, else made here (and kept in the
+ * memo when there is one). */
+static void campaign_parts(msg_context *c, json_t **list, json_t **camp, json_t **snd)
+{
+    struct msg_track_memo *m = c->memo;
+    if (m && m->list) {
+        *list = json_incref(m->list);
+        *camp = json_incref(m->campaign);
+        *snd = json_incref(m->sender);
+        return;
+    }
+    *list = json_object();
+    json_object_set_new(*list, "id", json_integer(c->list_id));
+    json_object_set_new(*list, "name", json_string(c->list_name ? c->list_name : ""));
+    *camp = json_object();
+    json_object_set_new(*camp, "id", json_integer(c->campaign_id));
+    json_object_set_new(*camp, "name", json_string(c->campaign_name ? c->campaign_name : ""));
+    json_object_set_new(*camp, "subject", json_string(c->subject ? c->subject : ""));
+    *snd = json_object();
+    json_object_set_new(*snd, "name", json_string(c->sender_name ? c->sender_name : ""));
+    json_object_set_new(*snd, "first_name", first_word(c->sender_name));
+    json_object_set_new(*snd, "email", json_string(c->sender_email ? c->sender_email : ""));
+    if (m) {
+        m->list = json_incref(*list);
+        m->campaign = json_incref(*camp);
+        m->sender = json_incref(*snd);
+    }
+}
+
 json_t *msg_context_data(msg_context *c, const sub_rec *s, td_error *e)
 {
     c->subscriber_id = s->id;
@@ -143,19 +188,10 @@ json_t *msg_context_data(msg_context *c, const sub_rec *s, td_error *e)
 
     json_t *d = json_object();
     json_object_set_new(d, "subscriber", sub);
-    json_t *list = json_object();
-    json_object_set_new(list, "id", json_integer(c->list_id));
-    json_object_set_new(list, "name", json_string(c->list_name ? c->list_name : ""));
+    json_t *list, *camp, *snd;
+    campaign_parts(c, &list, &camp, &snd);
     json_object_set_new(d, "list", list);
-    json_t *camp = json_object();
-    json_object_set_new(camp, "id", json_integer(c->campaign_id));
-    json_object_set_new(camp, "name", json_string(c->campaign_name ? c->campaign_name : ""));
-    json_object_set_new(camp, "subject", json_string(c->subject ? c->subject : ""));
     json_object_set_new(d, "campaign", camp);
-    json_t *snd = json_object();
-    json_object_set_new(snd, "name", json_string(c->sender_name ? c->sender_name : ""));
-    json_object_set_new(snd, "first_name", first_word(c->sender_name));
-    json_object_set_new(snd, "email", json_string(c->sender_email ? c->sender_email : ""));
     json_object_set_new(d, "sender", snd);
     if (add_url(c, d, "unsubscribe_url", TRACK_UNSUB, e) ||
         add_url(c, d, "preferences_url", TRACK_PREFS, e) ||

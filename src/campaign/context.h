@@ -49,7 +49,9 @@ struct msg_context {
 
 /* msg_context_memo_on gives c a memo of its own (for a context that makes
  * many messages); msg_context_memo_off frees it. A copied context must get
- * its own. */
+ * its own. While the memo is on, the list, campaign and sender objects are
+ * made once and shared by every recipient's data: the campaign fields of c
+ * must not change. */
 void msg_context_memo_on(msg_context *c);
 void msg_context_memo_off(msg_context *c);
 

@@ -305,7 +305,14 @@ static void test_context(void **state)
 static void test_memo(void **state)
 {
     (void)state;
-    msg_context plain = {.base_url = "https://news.example.com", .campaign_id = 7, .list_id = 3};
+    msg_context plain = {.base_url = "https://news.example.com",
+                         .campaign_id = 7,
+                         .list_id = 3,
+                         .campaign_name = "April",
+                         .subject = "Picks",
+                         .list_name = "Weekly",
+                         .sender_name = "Sam Seller",
+                         .sender_email = "sam@example.com"};
     memcpy(plain.key, key, sizeof key);
     msg_context memo = plain;
     msg_context_memo_on(&memo);
@@ -323,9 +330,10 @@ static void test_memo(void **state)
     for (int64_t id = 1; id <= 3; id++) {
         sub_rec s = {.id = id, .email = "a@example.com", .name = "A", .attribs = "{}"};
         buf out[2][2];
+        json_t *data[2];
         for (int m = 0; m < 2; m++) {
             msg_context *c = m ? &memo : &plain;
-            json_t *d = msg_context_data(c, &s, &e);
+            json_t *d = data[m] = msg_context_data(c, &s, &e);
             assert_non_null(d);
             for (int h = 0; h < 2; h++) {
                 tmpl_helper hp = msg_context_helper(c, h == 0);
@@ -334,8 +342,16 @@ static void test_memo(void **state)
                                                   &out[m][h], &e),
                                  TD_OK);
             }
-            json_decref(d);
         }
+        /* the same data (the memo shares its campaign parts) */
+        assert_true(json_equal(data[0], data[1]));
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(data[1], "sender"), "first_name")),
+                            "Sam");
+        json_t *sub = json_object_get(data[1], "subscriber");
+        assert_int_equal(json_integer_value(json_object_get(sub, "id")), id);
+        json_decref(data[0]);
+        json_decref(data[1]);
         for (int h = 0; h < 2; h++) {
             assert_int_equal(out[0][h].len, out[1][h].len);
             assert_memory_equal(out[0][h].data, out[1][h].data, out[0][h].len);
