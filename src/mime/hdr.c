@@ -101,32 +101,33 @@ static const char *ctl_name(unsigned char c)
 
 /* check_value refuses what no header value may hold: over HDR_VALUE_MAX
  * bytes, control characters (C0 except TAB, DEL, C1) and invalid UTF-8.
- * `field` and `what` name the value in the message ("the Subject"). */
+ * `what` and `field` name the value in the message: "the value" of the
+ * field "Subject" reads "the value of the Subject". */
 static int check_value(const char *field, const char *what, const char *s, size_t n, td_error *e)
 {
     if (n > HDR_VALUE_MAX)
         return td_err_set(e, TD_ETOOBIG,
-                          "%s of %s is %zu bytes; at most %d are allowed (receiving servers "
+                          "%s of the %s is %zu bytes; at most %d are allowed (receiving servers "
                           "cut longer headers)",
                           what, field, n, HDR_VALUE_MAX);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return td_err_set(e, TD_EINVAL,
-                              "%s of %s holds %s at byte %zu; header values cannot hold line "
+                              "%s of the %s holds %s at byte %zu; header values cannot hold line "
                               "breaks or control characters",
                               what, field, ctl_name(c), i + 1);
         /* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 */
         if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] < 0xA0 &&
             (unsigned char)s[i + 1] >= 0x80)
             return td_err_set(e, TD_EINVAL,
-                              "%s of %s holds a C1 control character at byte %zu; header values "
+                              "%s of the %s holds a C1 control character at byte %zu; header values "
                               "cannot hold control characters",
                               what, field, i + 1);
     }
     size_t bad = 0;
     if (!utf8_valid(s, n, &bad))
-        return td_err_set(e, TD_EINVAL, "%s of %s is not valid UTF-8 (byte %zu)", what, field,
+        return td_err_set(e, TD_EINVAL, "%s of the %s is not valid UTF-8 (byte %zu)", what, field,
                           bad + 1);
     return TD_OK;
 }
@@ -357,9 +358,7 @@ int hdr_text(buf *out, const char *name, const char *value, size_t len, td_error
     int rc = hdr_name_ok(name, e);
     if (rc)
         return rc;
-    char field[HDR_NAME_MAX + 8];
-    snprintf(field, sizeof field, "the %s", name);
-    if ((rc = check_value(field, "the value", value, len, e)))
+    if ((rc = check_value(name, "the value", value, len, e)))
         return rc;
     size_t len0 = out->len;
     hw w;
@@ -472,15 +471,13 @@ int hdr_mailboxes(buf *out, const char *name, const hdr_mailbox *mb, size_t n, b
         return rc;
     if (n == 0)
         return td_err_set(e, TD_EINVAL, "the %s field needs at least one address", name);
-    char field[HDR_NAME_MAX + 8];
-    snprintf(field, sizeof field, "the %s", name);
     for (size_t i = 0; i < n; i++) {
         if (!mb[i].a || !mb[i].a->address)
-            return td_err_set(e, TD_EINVAL, "%s address %zu is missing", field, i + 1);
+            return td_err_set(e, TD_EINVAL, "the %s address %zu is missing", name, i + 1);
         if (strlen(mb[i].a->address) > ADDR_MAX + 2)
-            return td_err_set(e, TD_EINVAL, "%s address %zu is too long", field, i + 1);
+            return td_err_set(e, TD_EINVAL, "the %s address %zu is too long", name, i + 1);
         if (mb[i].name &&
-            (rc = check_value(field, "the display name", mb[i].name, strlen(mb[i].name), e)))
+            (rc = check_value(name, "the display name", mb[i].name, strlen(mb[i].name), e)))
             return rc;
     }
     size_t len0 = out->len;
@@ -494,9 +491,12 @@ int hdr_mailboxes(buf *out, const char *name, const hdr_mailbox *mb, size_t n, b
         utf8 |= mb[i].a->smtputf8 || !utf8_is_ascii(a, strlen(a));
         if (mb[i].name && mb[i].name[0]) {
             put_phrase(&w, mb[i].name, strlen(mb[i].name));
-            char tok[ADDR_MAX + 8];
-            int k = snprintf(tok, sizeof tok, "<%s>", a);
-            put_token(&w, tok, (size_t)k, true);
+            char tok[ADDR_MAX + 8]; /* the address was checked above */
+            size_t al = strlen(a);
+            tok[0] = '<';
+            memcpy(tok + 1, a, al);
+            tok[al + 1] = '>';
+            put_token(&w, tok, al + 2, true);
         } else {
             put_token(&w, a, strlen(a), true);
         }
@@ -524,7 +524,7 @@ int hdr_list_id(buf *out, const char *name, const char *description, const char 
                               i + 1);
     }
     if (description &&
-        (rc = check_value("the list", "the description", description, strlen(description), e)))
+        (rc = check_value("list", "the description", description, strlen(description), e)))
         return rc;
     size_t len0 = out->len;
     hw w;
