@@ -45,7 +45,8 @@ static int reserve(buf *b, size_t n)
     return TD_OK;
 }
 
-int buf_append(buf *b, const void *p, size_t n)
+/* buf_append's path when b must grow (or refuse past its cap). */
+int buf_append_grow(buf *b, const void *p, size_t n)
 {
     if (reserve(b, n))
         return TD_ETOOBIG;
@@ -70,16 +71,6 @@ void buf_added(buf *b, size_t k)
 int buf_puts(buf *b, const char *s)
 {
     return buf_append(b, s, strlen(s));
-}
-
-int buf_putc(buf *b, char c)
-{
-    if (b->len + 1 < b->alloc && b->len < b->max) {
-        b->data[b->len++] = c;
-        b->data[b->len] = '\0';
-        return TD_OK;
-    }
-    return buf_append(b, &c, 1);
 }
 
 int buf_vprintf(buf *b, const char *fmt, va_list ap)
