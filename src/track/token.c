@@ -113,7 +113,7 @@ static void mac(const uint8_t key[TRACK_KEY_LEN], const uint8_t *p, size_t n,
 /* base64url without padding (RFC 4648 5). libsodium's encoder is
  * constant-time, which a token (public once sent) does not need, and took
  * as long as the MAC. */
-static void b64url(const uint8_t *p, size_t n, char *out)
+static size_t b64url(const uint8_t *p, size_t n, char *out)
 {
     static const char d[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t i = 0, o = 0;
@@ -134,6 +134,7 @@ static void b64url(const uint8_t *p, size_t n, char *out)
         out[o++] = d[(v & 15) << 2];
     }
     out[o] = '\0';
+    return o;
 }
 
 int track_token(const uint8_t key[TRACK_KEY_LEN], const track_claims *c, buf *out, td_error *e)
@@ -156,8 +157,7 @@ int track_token(const uint8_t key[TRACK_KEY_LEN], const track_claims *c, buf *ou
     mac(key, p, n, p + n);
     n += MAC_LEN;
     char b64[sodium_base64_ENCODED_LEN(PAYLOAD_MAX, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-    b64url(p, n, b64);
-    if (buf_puts(out, b64))
+    if (buf_append(out, b64, b64url(p, n, b64)))
         return td_err_set(e, TD_ETOOBIG, "no room for a tracking token");
     return TD_OK;
 }
