@@ -39,8 +39,9 @@ struct msg_track_memo {
     } e[MEMO_MAX];
     buf arena;
     /* The same for every recipient: made for the first, then shared (the
-     * context's campaign fields do not change while the memo is on). */
-    json_t *list, *campaign, *sender;
+     * context's fields do not change while the memo is on; nobody changes
+     * these objects). */
+    json_t *list, *sender;
     buf url; /* add_url's scratch */
 };
 
@@ -76,7 +77,6 @@ void msg_context_memo_off(msg_context *c)
     buf_free(&c->memo->arena);
     buf_free(&c->memo->url);
     json_decref(c->memo->list);
-    json_decref(c->memo->campaign);
     json_decref(c->memo->sender);
     free(c->memo);
     c->memo = NULL;
@@ -133,32 +133,31 @@ static int add_url(msg_context *c, json_t *obj, const char *key, track_kind kind
     return rc;
 }
 
-/* campaign_parts gives new references to the list, campaign and sender
- * objects: the memo's when it has them, else made here (and kept in the
- * memo when there is one). */
+/* campaign_parts gives new references to the list and sender objects: the
+ * memo's when it has them, else made here (and kept in the memo when there
+ * is one). The campaign object is made for each recipient: the delivery
+ * worker sets its subject to the recipient's rendered subject. */
 static void campaign_parts(msg_context *c, json_t **list, json_t **camp, json_t **snd)
 {
     struct msg_track_memo *m = c->memo;
+    *camp = json_object();
+    json_object_set_new(*camp, "id", json_integer(c->campaign_id));
+    json_object_set_new(*camp, "name", json_string(c->campaign_name ? c->campaign_name : ""));
+    json_object_set_new(*camp, "subject", json_string(c->subject ? c->subject : ""));
     if (m && m->list) {
         *list = json_incref(m->list);
-        *camp = json_incref(m->campaign);
         *snd = json_incref(m->sender);
         return;
     }
     *list = json_object();
     json_object_set_new(*list, "id", json_integer(c->list_id));
     json_object_set_new(*list, "name", json_string(c->list_name ? c->list_name : ""));
-    *camp = json_object();
-    json_object_set_new(*camp, "id", json_integer(c->campaign_id));
-    json_object_set_new(*camp, "name", json_string(c->campaign_name ? c->campaign_name : ""));
-    json_object_set_new(*camp, "subject", json_string(c->subject ? c->subject : ""));
     *snd = json_object();
     json_object_set_new(*snd, "name", json_string(c->sender_name ? c->sender_name : ""));
     json_object_set_new(*snd, "first_name", first_word(c->sender_name));
     json_object_set_new(*snd, "email", json_string(c->sender_email ? c->sender_email : ""));
     if (m) {
         m->list = json_incref(*list);
-        m->campaign = json_incref(*camp);
         m->sender = json_incref(*snd);
     }
 }

@@ -49,9 +49,10 @@ struct msg_context {
 
 /* msg_context_memo_on gives c a memo of its own (for a context that makes
  * many messages); msg_context_memo_off frees it. A copied context must get
- * its own. While the memo is on, the list, campaign and sender objects are
- * made once and shared by every recipient's data: the campaign fields of c
- * must not change. */
+ * its own. While the memo is on, the list and sender objects are made once
+ * and shared by every recipient's data: the fields of c must not change,
+ * and those two objects must not be changed. (The campaign object is the
+ * recipient's own: the delivery worker sets its subject.) */
 void msg_context_memo_on(msg_context *c);
 void msg_context_memo_off(msg_context *c);
 

@@ -350,6 +350,13 @@ static void test_memo(void **state)
                             "Sam");
         json_t *sub = json_object_get(data[1], "subscriber");
         assert_int_equal(json_integer_value(json_object_get(sub, "id")), id);
+        /* the delivery worker sets campaign.subject to the recipient's
+         * rendered subject: the next recipient must not see it */
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(data[1], "campaign"), "subject")),
+                            "Picks");
+        json_object_set_new(json_object_get(data[1], "campaign"), "subject",
+                            json_string("Picks for recipient"));
         json_decref(data[0]);
         json_decref(data[1]);
         for (int h = 0; h < 2; h++) {
