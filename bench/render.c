@@ -483,7 +483,7 @@ static int openssl_speed(double *rsa, double *ed)
 static double sodium_ed25519_rate(double seconds)
 {
     unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-    unsigned char d[32] = {1}, sig[crypto_sign_BYTES];
+    unsigned char d[32] = {1}, sig[crypto_sign_BYTES] = {0};
     if (sodium_init() < 0 || crypto_sign_ed25519_keypair(pk, sk))
         return 0;
     long n = 0;

@@ -541,7 +541,7 @@ int dkim_signer_new(const char *domain, const char *selector, const char *pem,
             rc = ossl_fail(e, "reading the Ed25519 key");
         else if (crypto_sign_ed25519_seed_keypair(pk, s->ed_sk, seed) != 0 ||
                  sodium_memcmp(pk, want, sizeof pk) != 0)
-            rc = td_err_set(e, TD_EINTERNAL, "DKIM: the Ed25519 key of %s does not derive its "
+            rc = td_err_set(e, TD_EINVAL, "DKIM: the Ed25519 key of %s does not derive its "
                             "own public key", selector);
         sodium_memzero(seed, sizeof seed);
     } else {
@@ -728,6 +728,10 @@ int dkim_sign(dkim_signer *const *signers, size_t n, const char *msg, size_t len
             size_t k = c ? (size_t)(c - p) : (size_t)(end - p);
             char tok[40]; /* "h=", a signed field's name and ':' or ';' */
             size_t tn = 0;
+            if (k + 3 > sizeof tok) { /* only a longer name in signed_fields */
+                rc = td_err_set(e, TD_EINTERNAL, "DKIM: a signed field name is too long");
+                goto done;
+            }
             if (first) {
                 memcpy(tok, "h=", 2);
                 tn = 2;

@@ -545,11 +545,13 @@ int hdr_date(buf *out, const char *name, time_t t)
     struct tm tm;
     if (!gmtime_r(&t, &tm))
         memset(&tm, 0, sizeof tm);
+    int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) /* only from an absurd time given */
+        return buf_printf(out, "%s: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", name,
+                          days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], year,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec);
     /* "Tue, 05 Mar 2024 09:07:02 +0000", by hand: every message has one,
      * and buf_printf cost as much as the rest of the header block */
-    int year = tm.tm_year + 1900;
-    if (year < 0 || year > 9999)
-        year = 0;
     char d[34] = "Ddd, DD Mmm YYYY HH:MM:SS +0000\r\n";
     memcpy(d, days[tm.tm_wday % 7], 3);
     d[5] = (char)('0' + tm.tm_mday / 10 % 10), d[6] = (char)('0' + tm.tm_mday % 10);
@@ -561,7 +563,10 @@ int hdr_date(buf *out, const char *name, time_t t)
         d[17 + 3 * k] = (char)('0' + hms[k] / 10 % 10);
         d[18 + 3 * k] = (char)('0' + hms[k] % 10);
     }
-    if (buf_puts(out, name) || buf_append(out, ": ", 2) || buf_append(out, d, 33))
+    size_t len0 = out->len; /* all or nothing, as the other fields */
+    if (buf_puts(out, name) || buf_append(out, ": ", 2) || buf_append(out, d, 33)) {
+        buf_truncate(out, len0);
         return TD_ETOOBIG;
+    }
     return TD_OK;
 }

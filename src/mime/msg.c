@@ -747,17 +747,27 @@ static void text_part(wr *w, const char *subtype, const char *s, size_t n, buf *
 {
     cte_scan count = {.lines = 1};
     int cte = cte_first_look(s, n);
-    if (cte == CTE_QP) {
+    if (cte == CTE_QP && !w->rc) {
         w_flush(w);
         size_t mark = w->b->len;
         part_head(w, subtype, CTE_QP);
         put_qp(w, s, n, &count);
         /* put_qp counted what choose_cte counts; not 7bit is known */
-        if (w->rc || qp_or_b64(&count, n) == CTE_QP)
+        if (!w->rc && qp_or_b64(&count, n) == CTE_QP)
             return;
         buf_truncate(w->b, mark);
-        cte = CTE_B64;
-    } else if (cte == CTE_B64) {
+        if (w->rc == TD_ETOOBIG) {
+            /* past the output's cap: base64 of a dense rest may still fit,
+             * so decide by a full count as for any other text */
+            w->rc = TD_OK;
+            cte = choose_cte(s, n);
+            count = (cte_scan){.lines = 1};
+        } else if (w->rc) {
+            return;
+        } else {
+            cte = CTE_B64;
+        }
+    } else if (cte != CTE_7BIT) {
         cte = choose_cte(s, n);
     }
     part_head(w, subtype, cte);

@@ -311,6 +311,17 @@ static void test_raw_list_id_date(void **state)
     assert_string_equal(b.data, "Date: Tue, 01 Jul 2025 10:00:00 +0000\r\n"
                                 "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"
                                 "Date: Tue, 29 Feb 2000 00:00:00 +0000\r\n");
+    /* past the cap, nothing is left of the field; a year past 9999 is
+     * written whole */
+    buf capped;
+    buf_init(&capped, 20);
+    buf_puts(&capped, "X: y\r\n");
+    assert_int_equal(hdr_date(&capped, "Date", 951782400), TD_ETOOBIG);
+    assert_string_equal(capped.data, "X: y\r\n");
+    buf_free(&capped);
+    buf_reset(&b);
+    assert_int_equal(hdr_date(&b, "Date", (time_t)253402300800), 0);
+    assert_string_equal(b.data, "Date: Sat, 01 Jan 10000 00:00:00 +0000\r\n");
     /* every field against strftime (the C locale's names are RFC 5322's) */
     uint64_t x = 88172645463325252ull;
     for (int i = 0; i < 20000; i++) {

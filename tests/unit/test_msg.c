@@ -449,6 +449,29 @@ static void test_cte_long(void **state)
             }
         }
     assert_true(seen[1] > 0 && seen[2] > 0);
+    /* A light start and a long dense rest into an output capped at what
+     * base64 needs: the quoted-printable tried first passes the cap, and
+     * the part still goes out as base64, as it would uncapped. */
+    buf_reset(&in);
+    while (in.len < 4500)
+        buf_puts(&in, "<td style=\"a\">abcdefghij\n");
+    while (in.len < 40000)
+        buf_puts(&in, "\xe0\xb8\xaa\xe0\xb8\xa7\xe0\xb8\xb1\n");
+    {
+        msg_spec s = {.to = "b@example.com", .subject = "s", .subject_len = 1,
+                      .html = in.data, .html_len = in.len, .text = "t", .text_len = 1,
+                      .date = DATE, .message_id = "a@b"};
+        buf_reset(&b);
+        assert_int_equal(msg_build(env, &s, &b, NULL, &e), 0);
+        assert_non_null(strstr(b.data, "Content-Transfer-Encoding: base64"));
+        buf capped;
+        buf_init(&capped, b.len);
+        if (msg_build(env, &s, &capped, NULL, &e))
+            fail_msg("capped at %zu: %s", b.len, e.msg);
+        assert_int_equal(capped.len, b.len);
+        assert_memory_equal(capped.data, b.data, b.len);
+        buf_free(&capped);
+    }
     /* Near the line between the two, where the count of lines decides: a
      * light start of short lines, then short lines holding more and more
      * Thai letters. */
