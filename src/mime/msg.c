@@ -427,12 +427,14 @@ static int choose_cte(const char *s, size_t n)
 
 /* seven_bit tells whether s[0..n) can go as 7bit by choose_cte's rule,
  * stopping at the first byte that rules it out: the first long line of an
- * HTML part is usually in its first few hundred bytes. */
+ * HTML part is usually in its first few hundred bytes. It keeps choose_cte's
+ * counts (cte_line_end, cte_byte) but looks at them as it goes. */
 static bool seven_bit(const unsigned char *p, size_t n)
 {
+    cte_scan c = {.lines = 1};
     if (n >= 5 && !memcmp(p, "From ", 5))
         return false;
-    size_t ls = 0, i = 0; /* ls: where the current line starts */
+    size_t i = 0, next = 0; /* next: the index after the last line end seen */
 #if defined(__SSE2__)
     const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
                   cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'),
@@ -451,38 +453,21 @@ static bool seven_bit(const unsigned char *p, size_t n)
             return false;
         for (unsigned lm = (unsigned)_mm_movemask_epi8(nl); lm; lm &= lm - 1) {
             size_t at = i + (size_t)__builtin_ctz(lm);
-            if (at < ls) /* the LF of a CRLF already seen */
-                continue;
-            if (at - ls > HDR_FOLD)
-                return false;
-            if (p[at] == '\r' && at + 1 < n && p[at + 1] == '\n')
-                at++;
-            ls = at + 1;
-            if (n - ls >= 5 && p[ls] == 'F' && !memcmp(p + ls, "From ", 5))
-                return false;
+            if (at >= next) /* else the LF of a CRLF already counted */
+                next = cte_line_end(&c, p, n, at);
         }
-        if (i + 16 > ls && i + 16 - ls > HDR_FOLD)
+        if (c.not7 || c.maxline > HDR_FOLD || (i + 16 > c.ls && i + 16 - c.ls > HDR_FOLD))
             return false;
     }
 #endif
-    for (; i < n; i++) {
-        unsigned char c = p[i];
-        if (c == '\r' || c == '\n') {
-            if (i < ls)
-                continue;
-            if (i - ls > HDR_FOLD)
-                return false;
-            if (c == '\r' && i + 1 < n && p[i + 1] == '\n')
-                i++;
-            ls = i + 1;
-            if (n - ls >= 5 && p[ls] == 'F' && !memcmp(p + ls, "From ", 5))
-                return false;
-        } else if (c >= 0x80 || (c < 0x20 && c != '\t') || c == 0x7f ||
-                   (c == '=' && i + 1 < n && p[i + 1] == '_')) {
+    if (i < next)
+        i = next;
+    while (i < n) {
+        i = cte_byte(&c, p, n, i);
+        if (c.hi || c.not7 || c.maxline > HDR_FOLD)
             return false;
-        }
     }
-    return n - ls <= HDR_FOLD;
+    return n - c.ls <= HDR_FOLD;
 }
 
 /* How much of a text cte_first_look samples, and the share of bytes to
